@@ -1,0 +1,157 @@
+"""HTTP routes. Each one: validated input in, one service call, a response model out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.adapters import deps
+from chalicelib.adapters import schemas as s
+from chalicelib.adapters.http import Api, Call
+from chalicelib.domain.identity import Principal, Role
+
+
+def _authenticate(authorization: str | None) -> Principal:
+    return deps.identity().authenticate(authorization)
+
+
+api = Api(__name__, _authenticate)
+bp = api.blueprint
+
+
+def _fields(model: Any) -> dict[str, Any]:
+    """Only what the caller sent: a PATCH changes the fields present, null clears."""
+    return dict(model.model_dump(exclude_unset=True))
+
+
+# -- service ---------------------------------------------------------------------------------
+
+@api.route("/health", "GET", summary="Liveness", auth="public", response=s.Health, tag="service")
+def health(call: Call) -> s.Health:
+    return s.Health(status="ok", stage=deps.bound_settings().stage)
+
+
+@api.route("/openapi.json", "GET", summary="This API's OpenAPI document", auth="public",
+           tag="service")
+def openapi(call: Call) -> dict[str, Any]:
+    return api.openapi("Segments", "0.1.0")
+
+
+# -- identity --------------------------------------------------------------------------------
+
+@api.route("/workspaces", "POST", summary="Create a workspace (operator key)", auth="operator",
+           body=s.WorkspaceIn, response=s.WorkspaceCreated, status=201, tag="identity")
+def create_workspace(call: Call) -> s.WorkspaceCreated:
+    assert call.principal is not None
+    made = deps.identity().create_workspace(call.principal, call.body.name)
+    return s.WorkspaceCreated(workspace_id=made.workspace.id, name=made.workspace.name,
+                              created_at=made.workspace.created_at, admin_key=made.admin_key)
+
+
+@api.route("/workspace", "GET", summary="The caller's workspace and its record counts",
+           response=s.WorkspaceOut, tag="identity")
+def get_workspace(call: Call) -> s.WorkspaceOut:
+    assert call.principal is not None
+    workspace, counts = deps.identity().get_workspace(call.principal)
+    return s.WorkspaceOut(workspace_id=workspace.id, name=workspace.name,
+                          created_at=workspace.created_at, counts=s.WorkspaceCounts(**counts))
+
+
+@api.route("/api-keys", "POST", summary="Create an API key (admin)", auth="admin",
+           body=s.ApiKeyIn, response=s.ApiKeyCreated, status=201, tag="identity")
+def create_api_key(call: Call) -> s.ApiKeyCreated:
+    assert call.principal is not None
+    secret, key = deps.identity().create_api_key(call.principal, call.body.user_id,
+                                                 Role(call.body.role))
+    return s.ApiKeyCreated(key=secret, prefix=key.prefix, user_id=key.user_id,
+                           role=key.role.value, created_at=key.created_at)
+
+
+@api.route("/api-keys/{prefix}", "DELETE", summary="Revoke an API key (admin)", auth="admin",
+           status=204, tag="identity")
+def revoke_api_key(call: Call) -> None:
+    assert call.principal is not None
+    deps.identity().revoke_api_key(call.principal, call.params["prefix"])
+
+
+# -- contacts --------------------------------------------------------------------------------
+
+@api.route("/contacts", "POST", summary="Create a contact", body=s.ContactIn,
+           response=s.ContactOut, status=201, tag="contacts")
+def create_contact(call: Call) -> s.ContactOut:
+    contact = deps.records().create_contact(call.workspace_id, _fields(call.body))
+    return s.ContactOut.model_validate(contact)
+
+
+@api.route("/contacts/{id}", "GET",
+           summary="A contact's profile: the contact, its organization, its segments",
+           response=s.ProfileOut, tag="contacts")
+def get_contact(call: Call) -> s.ProfileOut:
+    profile = deps.records().profile(call.workspace_id, call.params["id"])
+    return s.ProfileOut(
+        **s.ContactOut.model_validate(profile.contact).model_dump(),
+        organization=(s.OrganizationOut.model_validate(profile.organization)
+                      if profile.organization else None),
+        segments=[s.SegmentMembershipOut(**segment) for segment in profile.segments])
+
+
+@api.route("/contacts/{id}", "PATCH", summary="Change a contact's fields", body=s.ContactPatch,
+           response=s.ContactOut, tag="contacts")
+def update_contact(call: Call) -> s.ContactOut:
+    contact = deps.records().update_contact(call.workspace_id, call.params["id"],
+                                            _fields(call.body))
+    return s.ContactOut.model_validate(contact)
+
+
+@api.route("/contacts/{id}", "DELETE", summary="Delete a contact", status=204, tag="contacts")
+def delete_contact(call: Call) -> None:
+    deps.records().delete_contact(call.workspace_id, call.params["id"])
+
+
+@api.route("/contacts/{id}/activities", "GET", summary="A contact's activities, newest first",
+           response=s.ActivityPage, paginated=True, tag="activities")
+def list_activities(call: Call) -> s.ActivityPage:
+    page = deps.records().list_activities(call.workspace_id, call.params["id"], call.limit,
+                                          call.cursor)
+    return s.ActivityPage(items=[s.ActivityOut.model_validate(a) for a in page.items],
+                          next_cursor=page.next_cursor)
+
+
+# -- organizations ---------------------------------------------------------------------------
+
+@api.route("/organizations", "POST", summary="Create an organization", body=s.OrganizationIn,
+           response=s.OrganizationOut, status=201, tag="organizations")
+def create_organization(call: Call) -> s.OrganizationOut:
+    org = deps.records().create_organization(call.workspace_id, _fields(call.body))
+    return s.OrganizationOut.model_validate(org)
+
+
+@api.route("/organizations/{id}", "GET", summary="An organization",
+           response=s.OrganizationOut, tag="organizations")
+def get_organization(call: Call) -> s.OrganizationOut:
+    return s.OrganizationOut.model_validate(
+        deps.records().get_organization(call.workspace_id, call.params["id"]))
+
+
+@api.route("/organizations/{id}", "PATCH", summary="Change an organization's fields",
+           body=s.OrganizationPatch, response=s.OrganizationOut, tag="organizations")
+def update_organization(call: Call) -> s.OrganizationOut:
+    org = deps.records().update_organization(call.workspace_id, call.params["id"],
+                                             _fields(call.body))
+    return s.OrganizationOut.model_validate(org)
+
+
+@api.route("/organizations/{id}", "DELETE",
+           summary="Delete an organization (its contacts are detached)", status=204,
+           tag="organizations")
+def delete_organization(call: Call) -> None:
+    deps.records().delete_organization(call.workspace_id, call.params["id"])
+
+
+# -- activities ------------------------------------------------------------------------------
+
+@api.route("/activities", "POST", summary="Append one activity or {items: [...]}",
+           body=s.ActivitiesBody, response=s.ActivitiesOut, status=201, tag="activities")
+def add_activities(call: Call) -> s.ActivitiesOut:
+    items = [item.model_dump() for item in call.body.activities()]
+    added = deps.records().add_activities(call.workspace_id, items)
+    return s.ActivitiesOut(items=[s.ActivityOut.model_validate(a) for a in added])

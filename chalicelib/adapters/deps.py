@@ -1,0 +1,44 @@
+"""The composition root: services wired to their DynamoDB stores, made once per settings."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from functools import lru_cache
+
+from chalicelib.domain.records import format_timestamp
+from chalicelib.services.identity import IdentityService
+from chalicelib.services.records import RecordsService
+from chalicelib.settings import Settings, get_settings
+
+
+def now() -> str:
+    return format_timestamp(datetime.now(timezone.utc))
+
+
+@lru_cache(maxsize=4)
+def _identity(settings: Settings) -> IdentityService:
+    from chalicelib.persistence.repositories import DynamoIdentityStore
+
+    return IdentityService(DynamoIdentityStore(), settings.operator_key, now)
+
+
+@lru_cache(maxsize=4)
+def _records(settings: Settings) -> RecordsService:
+    from chalicelib.persistence.repositories import DynamoMembershipReader, DynamoRecordStore
+
+    return RecordsService(DynamoRecordStore(), DynamoMembershipReader(), now)
+
+
+def bound_settings() -> Settings:
+    """The current settings, with the models bound to their tables (cheap when unchanged)."""
+    from chalicelib.persistence import tables
+
+    return tables.bind(get_settings())
+
+
+def identity() -> IdentityService:
+    return _identity(bound_settings())
+
+
+def records() -> RecordsService:
+    return _records(bound_settings())

@@ -1,0 +1,183 @@
+"""Request and response bodies of the HTTP API (pydantic, at the edge only)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag
+
+Text = Field(default=None, max_length=1000)
+
+
+class Strict(BaseModel):
+    """Unknown fields and wrongly typed values are errors, never silently coerced."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+# -- identity --------------------------------------------------------------------------------
+
+class WorkspaceIn(Strict):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class WorkspaceCreated(Out):
+    workspace_id: str
+    name: str
+    created_at: str
+    admin_key: str = Field(description="shown once; store it now")
+
+
+class WorkspaceCounts(Out):
+    contacts: int
+    organizations: int
+    activities: int
+
+
+class WorkspaceOut(Out):
+    workspace_id: str
+    name: str
+    created_at: str
+    counts: WorkspaceCounts = Field(description="kept by the records stream consumer")
+
+
+class ApiKeyIn(Strict):
+    user_id: str = Field(min_length=1, max_length=200)
+    role: Literal["admin", "member"]
+
+
+class ApiKeyCreated(Out):
+    key: str = Field(description="shown once; only its hash is stored")
+    prefix: str
+    user_id: str
+    role: str
+    created_at: str
+
+
+# -- records ---------------------------------------------------------------------------------
+
+class ContactIn(Strict):
+    email: str | None = Field(default=None, max_length=320)
+    name: str | None = Text
+    title: str | None = Text
+    tags: list[str] = Field(default_factory=list)
+    country: str | None = Field(default=None, max_length=100)
+    city: str | None = Field(default=None, max_length=200)
+    org_id: str | None = Field(default=None, max_length=100)
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class ContactPatch(Strict):
+    """Only the fields sent change; null clears a field; `attributes` merges (null deletes)."""
+
+    email: str | None = Field(default=None, max_length=320)
+    name: str | None = Text
+    title: str | None = Text
+    tags: list[str] | None = None
+    country: str | None = Field(default=None, max_length=100)
+    city: str | None = Field(default=None, max_length=200)
+    org_id: str | None = Field(default=None, max_length=100)
+    attributes: dict[str, Any] | None = None
+
+
+class ContactOut(Out):
+    id: str
+    email: str | None
+    name: str | None
+    title: str | None
+    tags: list[str]
+    country: str | None
+    city: str | None
+    org_id: str | None
+    attributes: dict[str, Any]
+    created_at: str
+    updated_at: str
+    last_active_at: str | None
+
+
+class OrganizationIn(Strict):
+    name: str = Field(min_length=1, max_length=1000)
+    domain: str | None = Field(default=None, max_length=253)
+    tags: list[str] = Field(default_factory=list)
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class OrganizationPatch(Strict):
+    name: str | None = Field(default=None, min_length=1, max_length=1000)
+    domain: str | None = Field(default=None, max_length=253)
+    tags: list[str] | None = None
+    attributes: dict[str, Any] | None = None
+
+
+class OrganizationOut(Out):
+    id: str
+    name: str
+    domain: str | None
+    tags: list[str]
+    attributes: dict[str, Any]
+    created_at: str
+    updated_at: str
+
+
+class SegmentMembershipOut(Out):
+    segment_id: str
+    source: str
+    added_at: str
+
+
+class ProfileOut(ContactOut):
+    organization: OrganizationOut | None
+    segments: list[SegmentMembershipOut]
+
+
+class ActivityIn(Strict):
+    contact_id: str = Field(min_length=1, max_length=100)
+    type: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")
+    source: str | None = Field(default=None, max_length=200)
+    occurred_at: str | None = Field(default=None, max_length=64)
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+
+class ActivitiesIn(Strict):
+    items: list[ActivityIn] = Field(min_length=1, max_length=100)
+
+
+class ActivityOut(Out):
+    id: str
+    contact_id: str
+    type: str
+    source: str | None
+    occurred_at: str
+    created_at: str
+    properties: dict[str, Any]
+
+
+class ActivitiesOut(Out):
+    items: list[ActivityOut]
+
+
+class ActivityPage(Out):
+    items: list[ActivityOut]
+    next_cursor: str | None
+
+
+class Health(Out):
+    status: str
+    stage: str
+
+
+def _activities_shape(value: Any) -> str:
+    return "batch" if isinstance(value, dict) and "items" in value else "one"
+
+
+class ActivitiesBody(RootModel[Annotated[
+        Annotated[ActivityIn, Tag("one")] | Annotated[ActivitiesIn, Tag("batch")],
+        Discriminator(_activities_shape)]]):
+    """One activity, or `{"items": [...]}` with up to 100."""
+
+    def activities(self) -> list[ActivityIn]:
+        return self.root.items if isinstance(self.root, ActivitiesIn) else [self.root]

@@ -1,0 +1,191 @@
+"""PynamoDB models. Key design: docs/data-model.md.
+
+Four tables, so that only one of them carries a stream that consumers read:
+- records (stream: NEW_AND_OLD_IMAGES): contacts, organizations, activities, uniqueness claims
+- memberships: segment members, sharded per segment; a GSI answers "segments of a record"
+- control: workspaces, API keys, runtime checkpoints and dead letters
+- idempotency: powertools' idempotency records (created in tables.py)
+
+Table names and endpoints are bound from settings by `tables.bind()`, never at import time.
+"""
+
+from __future__ import annotations
+
+from pynamodb.attributes import (
+    DiscriminatorAttribute,
+    JSONAttribute,
+    ListAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    VersionAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+# Shards per workspace for contacts and organizations, and per segment for memberships:
+# spreads one workspace's writes over this many partitions (~1,000 writes/s each).
+RECORD_SHARDS = 16
+MEMBERSHIP_SHARDS = 16
+
+
+class _Meta:
+    host: str | None = None
+    region = "us-east-1"
+    billing_mode = "PAY_PER_REQUEST"
+
+
+# -- records (streamed) ----------------------------------------------------------------------
+
+class ByOrganizationIndex(GlobalSecondaryIndex["RecordItem"]):
+    """Contacts of an organization: org_key = W#<ws>#O#<org_id>, sorted by contact id."""
+
+    class Meta:
+        index_name = "by_org"
+        projection = AllProjection()
+
+    org_key = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+
+class RecordItem(Model):
+    class Meta(_Meta):
+        table_name = "segments-records"
+        stream_view_type = "NEW_AND_OLD_IMAGES"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    kind = DiscriminatorAttribute()
+    workspace_id = UnicodeAttribute()
+    org_key = UnicodeAttribute(null=True)
+    by_org = ByOrganizationIndex()
+
+
+class ContactItem(RecordItem, discriminator="contact"):
+    id = UnicodeAttribute()
+    email = UnicodeAttribute(null=True)
+    name = UnicodeAttribute(null=True)
+    title = UnicodeAttribute(null=True)
+    tags = ListAttribute(of=UnicodeAttribute, default=list)  # type: ignore[arg-type]
+    country = UnicodeAttribute(null=True)
+    city = UnicodeAttribute(null=True)
+    org_id = UnicodeAttribute(null=True)
+    attributes = JSONAttribute(default=dict)
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    last_active_at = UnicodeAttribute(null=True)
+    version = VersionAttribute()
+
+
+class OrganizationItem(RecordItem, discriminator="organization"):
+    id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    domain = UnicodeAttribute(null=True)
+    tags = ListAttribute(of=UnicodeAttribute, default=list)  # type: ignore[arg-type]
+    attributes = JSONAttribute(default=dict)
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    version = VersionAttribute()
+
+
+class ActivityItem(RecordItem, discriminator="activity"):
+    id = UnicodeAttribute()
+    contact_id = UnicodeAttribute()
+    type = UnicodeAttribute()
+    source = UnicodeAttribute(null=True)
+    occurred_at = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+    properties = JSONAttribute(default=dict)
+
+
+class UniqueClaimItem(RecordItem, discriminator="claim"):
+    """Holds a unique value (an email, a domain) for one record of one workspace."""
+
+    record_id = UnicodeAttribute()
+
+
+# -- memberships -----------------------------------------------------------------------------
+
+class ByRecordIndex(GlobalSecondaryIndex["MembershipItem"]):
+    """Segments a record is in: record_key = W#<ws>#R#<record_id>, sorted by segment id."""
+
+    class Meta:
+        index_name = "by_record"
+        projection = AllProjection()
+
+    record_key = UnicodeAttribute(hash_key=True)
+    segment_id = UnicodeAttribute(range_key=True)
+
+
+class MembershipItem(Model):
+    """pk = W#<ws>#S#<segment_id>#<shard>, sk = record id."""
+
+    class Meta(_Meta):
+        table_name = "segments-memberships"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    workspace_id = UnicodeAttribute()
+    segment_id = UnicodeAttribute()
+    record_key = UnicodeAttribute()
+    source = UnicodeAttribute()
+    added_at = UnicodeAttribute()
+    by_record = ByRecordIndex()
+
+
+# -- control ---------------------------------------------------------------------------------
+
+class ControlItem(Model):
+    class Meta(_Meta):
+        table_name = "segments-control"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    kind = DiscriminatorAttribute()
+
+
+class WorkspaceItem(ControlItem, discriminator="workspace"):
+    """pk = W#<ws>, sk = #workspace. Counts are kept by the records stream consumer."""
+
+    id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+    contacts_count = NumberAttribute(default=0)
+    organizations_count = NumberAttribute(default=0)
+    activities_count = NumberAttribute(default=0)
+
+
+class ApiKeyItem(ControlItem, discriminator="api_key"):
+    """pk = KEY#<prefix>, sk = #key. Only the SHA-256 of the key is stored."""
+
+    workspace_id = UnicodeAttribute()
+    prefix = UnicodeAttribute()
+    key_hash = UnicodeAttribute()
+    user_id = UnicodeAttribute()
+    role = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+
+
+class CheckpointItem(ControlItem, discriminator="checkpoint"):
+    """pk = RUNTIME#checkpoint, sk = <consumer>#<shard id>: the last sequence number done."""
+
+    sequence_number = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+
+
+class DeadLetterItem(ControlItem, discriminator="dead_letter"):
+    """pk = DLQ, sk = <failed_at>#<id>: a record that failed past the retry bound."""
+
+    id = UnicodeAttribute()
+    consumer = UnicodeAttribute()
+    source = UnicodeAttribute()
+    payload = JSONAttribute()
+    error = UnicodeAttribute()
+    attempts = NumberAttribute()
+    failed_at = UnicodeAttribute()
+
+
+TABLE_MODELS: tuple[type[Model], ...] = (RecordItem, MembershipItem, ControlItem)
+ALL_MODELS: tuple[type[Model], ...] = (
+    RecordItem, ContactItem, OrganizationItem, ActivityItem, UniqueClaimItem,
+    MembershipItem, ControlItem, WorkspaceItem, ApiKeyItem, CheckpointItem, DeadLetterItem,
+)

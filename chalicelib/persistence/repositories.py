@@ -1,0 +1,339 @@
+"""DynamoDB implementations of the services' stores (the only users of the models)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.domain.errors import Conflict, InvalidInput
+from chalicelib.domain.identity import ApiKey, Role, Workspace
+from chalicelib.domain.ids import shard_of
+from chalicelib.domain.pages import Page, decode_cursor, encode_cursor
+from chalicelib.domain.records import Activity, Contact, Organization, email_key
+from chalicelib.persistence.tables import connection
+from chalicelib.persistence.models import (
+    RECORD_SHARDS,
+    ActivityItem,
+    ApiKeyItem,
+    ContactItem,
+    MembershipItem,
+    OrganizationItem,
+    RecordItem,
+    UniqueClaimItem,
+    WorkspaceItem,
+)
+from chalicelib.services.ports import StaleVersion
+
+WORKSPACE_SK = "#workspace"
+KEY_SK = "#key"
+CLAIM_SK = "#"
+
+
+# -- keys ------------------------------------------------------------------------------------
+
+def contact_pk(workspace_id: str, contact_id: str) -> str:
+    return f"W#{workspace_id}#C#{shard_of(contact_id, RECORD_SHARDS):02d}"
+
+
+def organization_pk(workspace_id: str, org_id: str) -> str:
+    return f"W#{workspace_id}#O#{shard_of(org_id, RECORD_SHARDS):02d}"
+
+
+def activity_pk(workspace_id: str, contact_id: str) -> str:
+    return f"W#{workspace_id}#A#{contact_id}"
+
+
+def org_key(workspace_id: str, org_id: str | None) -> str | None:
+    return f"W#{workspace_id}#ORG#{org_id}" if org_id else None
+
+
+def claim_pk(workspace_id: str, what: str, value: str) -> str:
+    return f"W#{workspace_id}#{what}#{value}"
+
+
+def workspace_pk(workspace_id: str) -> str:
+    return f"W#{workspace_id}"
+
+
+def record_key(workspace_id: str, record_id: str) -> str:
+    return f"W#{workspace_id}#R#{record_id}"
+
+
+# -- conversions -----------------------------------------------------------------------------
+
+def _version(version: int) -> dict[str, int]:
+    """A stored record's version (the write is conditioned on it); none for a new record."""
+    return {"version": version} if version else {}
+
+
+def contact_from_item(item: ContactItem) -> Contact:
+    return Contact(
+        workspace_id=item.workspace_id, id=item.id, email=item.email, name=item.name,
+        title=item.title, tags=list(item.tags or []), country=item.country, city=item.city,
+        org_id=item.org_id, attributes=dict(item.attributes or {}), created_at=item.created_at,
+        updated_at=item.updated_at, last_active_at=item.last_active_at,
+        version=int(item.version or 0),
+    )
+
+
+def contact_item(contact: Contact) -> ContactItem:
+    return ContactItem(
+        contact_pk(contact.workspace_id, contact.id), contact.id,
+        workspace_id=contact.workspace_id, id=contact.id, email=contact.email, name=contact.name,
+        title=contact.title, tags=list(contact.tags), country=contact.country, city=contact.city,
+        org_id=contact.org_id, org_key=org_key(contact.workspace_id, contact.org_id),
+        attributes=dict(contact.attributes), created_at=contact.created_at,
+        updated_at=contact.updated_at, last_active_at=contact.last_active_at,
+        **_version(contact.version),
+    )
+
+
+def organization_from_item(item: OrganizationItem) -> Organization:
+    return Organization(
+        workspace_id=item.workspace_id, id=item.id, name=item.name, domain=item.domain,
+        tags=list(item.tags or []), attributes=dict(item.attributes or {}),
+        created_at=item.created_at, updated_at=item.updated_at, version=int(item.version or 0),
+    )
+
+
+def organization_item(org: Organization) -> OrganizationItem:
+    return OrganizationItem(
+        organization_pk(org.workspace_id, org.id), org.id, workspace_id=org.workspace_id,
+        id=org.id, name=org.name, domain=org.domain, tags=list(org.tags),
+        attributes=dict(org.attributes), created_at=org.created_at, updated_at=org.updated_at,
+        **_version(org.version),
+    )
+
+
+def activity_from_item(item: ActivityItem) -> Activity:
+    return Activity(
+        workspace_id=item.workspace_id, id=item.id, contact_id=item.contact_id, type=item.type,
+        source=item.source, occurred_at=item.occurred_at, created_at=item.created_at,
+        properties=dict(item.properties or {}),
+    )
+
+
+# -- unique values ---------------------------------------------------------------------------
+
+class _Unique:
+    """A unique value of a record (a contact's email, an organization's domain)."""
+
+    def __init__(self, what: str, code: str, path: str) -> None:
+        self.what, self.code, self.path = what, code, path
+
+    def claim(self, workspace_id: str, value: str, record_id: str) -> UniqueClaimItem:
+        return UniqueClaimItem(claim_pk(workspace_id, self.what, email_key(value)), CLAIM_SK,
+                               workspace_id=workspace_id, record_id=record_id)
+
+    def conflict(self, workspace_id: str, value: str) -> Conflict:
+        try:
+            owner = UniqueClaimItem.get(claim_pk(workspace_id, self.what, email_key(value)),
+                                        CLAIM_SK).record_id
+        except DoesNotExist:
+            owner = None
+        return Conflict(f"{self.path.removeprefix('$.')} '{value}' is already in use",
+                        code=self.code, details={"path": self.path, "existing_id": owner})
+
+
+EMAIL = _Unique("EMAIL", "email_taken", "$.email")
+DOMAIN = _Unique("DOMAIN", "domain_taken", "$.domain")
+
+
+def _failed_conditions(error: TransactWriteError) -> list[bool]:
+    return [bool(reason and reason.code == "ConditionalCheckFailed")
+            for reason in error.cancellation_reasons]
+
+
+def _write_with_unique(*, workspace_id: str, record_id: str, item: RecordItem,
+                       unique: _Unique, old_value: str | None, new_value: str | None,
+                       creating: bool) -> None:
+    """Write `item` and move its unique claim from `old_value` to `new_value`, atomically."""
+    changed = (email_key(old_value) if old_value else None) != (
+        email_key(new_value) if new_value else None)
+    claim_index = None
+    try:
+        with TransactWrite(connection=connection()) as transaction:
+            condition = RecordItem.pk.does_not_exist() if creating else None
+            transaction.save(item, condition=condition)
+            if changed and old_value:
+                old_claim = unique.claim(workspace_id, old_value, record_id)
+                transaction.delete(old_claim, condition=UniqueClaimItem.record_id == record_id)
+            if changed and new_value:
+                claim_index = 2 if (changed and old_value) else 1
+                transaction.save(unique.claim(workspace_id, new_value, record_id),
+                                 condition=UniqueClaimItem.pk.does_not_exist())
+    except TransactWriteError as error:
+        failed = _failed_conditions(error)
+        if claim_index is not None and claim_index < len(failed) and failed[claim_index]:
+            raise unique.conflict(workspace_id, new_value or "") from None
+        if failed and failed[0]:
+            raise StaleVersion() from None
+        raise
+
+
+# -- stores ----------------------------------------------------------------------------------
+
+class DynamoRecordStore:
+    def add_contact(self, contact: Contact) -> None:
+        _write_with_unique(workspace_id=contact.workspace_id, record_id=contact.id,
+                           item=contact_item(contact), unique=EMAIL, old_value=None,
+                           new_value=contact.email, creating=True)
+
+    def get_contact(self, workspace_id: str, contact_id: str) -> Contact | None:
+        try:
+            item = ContactItem.get(contact_pk(workspace_id, contact_id), contact_id)
+        except DoesNotExist:
+            return None
+        if not isinstance(item, ContactItem) or item.workspace_id != workspace_id:
+            return None
+        return contact_from_item(item)
+
+    def replace_contact(self, old: Contact, new: Contact) -> None:
+        _write_with_unique(workspace_id=new.workspace_id, record_id=new.id,
+                           item=contact_item(new), unique=EMAIL, old_value=old.email,
+                           new_value=new.email, creating=False)
+
+    def delete_contact(self, contact: Contact) -> None:
+        with TransactWrite(connection=connection()) as transaction:
+            transaction.delete(contact_item(contact), add_version_condition=False)
+            if contact.email:
+                transaction.delete(EMAIL.claim(contact.workspace_id, contact.email, contact.id),
+                                   condition=UniqueClaimItem.record_id == contact.id)
+
+    def add_organization(self, org: Organization) -> None:
+        _write_with_unique(workspace_id=org.workspace_id, record_id=org.id,
+                           item=organization_item(org), unique=DOMAIN, old_value=None,
+                           new_value=org.domain, creating=True)
+
+    def get_organization(self, workspace_id: str, org_id: str) -> Organization | None:
+        try:
+            item = OrganizationItem.get(organization_pk(workspace_id, org_id), org_id)
+        except DoesNotExist:
+            return None
+        if not isinstance(item, OrganizationItem) or item.workspace_id != workspace_id:
+            return None
+        return organization_from_item(item)
+
+    def replace_organization(self, old: Organization, new: Organization) -> None:
+        _write_with_unique(workspace_id=new.workspace_id, record_id=new.id,
+                           item=organization_item(new), unique=DOMAIN, old_value=old.domain,
+                           new_value=new.domain, creating=False)
+
+    def delete_organization(self, org: Organization) -> None:
+        with TransactWrite(connection=connection()) as transaction:
+            transaction.delete(organization_item(org), add_version_condition=False)
+            if org.domain:
+                transaction.delete(DOMAIN.claim(org.workspace_id, org.domain, org.id),
+                                   condition=UniqueClaimItem.record_id == org.id)
+
+    def add_activities(self, activities: list[Activity]) -> None:
+        with ActivityItem.batch_write() as batch:
+            for activity in activities:
+                batch.save(ActivityItem(
+                    activity_pk(activity.workspace_id, activity.contact_id),
+                    f"{activity.occurred_at}#{activity.id}",
+                    workspace_id=activity.workspace_id, id=activity.id,
+                    contact_id=activity.contact_id, type=activity.type, source=activity.source,
+                    occurred_at=activity.occurred_at, created_at=activity.created_at,
+                    properties=dict(activity.properties),
+                ))
+
+    def list_activities(self, workspace_id: str, contact_id: str, limit: int,
+                        cursor: str | None) -> Page[Activity]:
+        pk = activity_pk(workspace_id, contact_id)
+        start = decode_cursor(cursor)
+        if start is not None and start.get("pk") != pk:
+            raise InvalidInput("the cursor belongs to another list", code="invalid_cursor",
+                               details={"path": "cursor"})
+        exclusive_start = ({"pk": {"S": start["pk"]}, "sk": {"S": str(start["sk"])}}
+                           if start else None)
+        result = ActivityItem.query(pk, scan_index_forward=False, limit=limit,
+                                    last_evaluated_key=exclusive_start)
+        items = [activity_from_item(item) for item in result]
+        last = result.last_evaluated_key
+        next_cursor = encode_cursor({"pk": last["pk"]["S"], "sk": last["sk"]["S"]}
+                                    if last and len(items) == limit else None)
+        return Page(items=items, next_cursor=next_cursor)
+
+    def contact_ids_of_organization(self, workspace_id: str, org_id: str) -> list[str]:
+        key = org_key(workspace_id, org_id)
+        return [item.sk for item in RecordItem.by_org.query(key)]
+
+    def _update_contact(self, workspace_id: str, contact_id: str, actions: list[Any],
+                        condition: Any) -> None:
+        item = ContactItem(contact_pk(workspace_id, contact_id), contact_id)
+        item.version = 0  # any value: makes PynamoDB add `version + 1` to the actions
+        try:
+            item.update(actions=actions, condition=ContactItem.pk.exists() & condition,
+                        add_version_condition=False)
+        except UpdateError as error:
+            if error.cause_response_code != "ConditionalCheckFailedException":
+                raise
+
+    def advance_last_active(self, workspace_id: str, contact_id: str, at: str) -> None:
+        self._update_contact(
+            workspace_id, contact_id, [ContactItem.last_active_at.set(at)],
+            ContactItem.last_active_at.does_not_exist() | (ContactItem.last_active_at < at))
+
+    def detach_from_organization(self, workspace_id: str, contact_id: str, org_id: str) -> None:
+        self._update_contact(
+            workspace_id, contact_id,
+            [ContactItem.org_id.remove(), ContactItem.org_key.remove()],
+            ContactItem.org_id == org_id)
+
+    def add_counts(self, workspace_id: str, deltas: dict[str, int]) -> None:
+        item = WorkspaceItem(workspace_pk(workspace_id), WORKSPACE_SK)
+        actions = [getattr(WorkspaceItem, name).add(delta) for name, delta in deltas.items()]
+        try:
+            item.update(actions=actions, condition=WorkspaceItem.pk.exists())
+        except UpdateError as error:
+            if error.cause_response_code != "ConditionalCheckFailedException":
+                raise
+
+
+class DynamoMembershipReader:
+    def segments_of(self, workspace_id: str, record_id: str) -> list[dict[str, str]]:
+        return [{"segment_id": item.segment_id, "source": item.source, "added_at": item.added_at}
+                for item in MembershipItem.by_record.query(record_key(workspace_id, record_id))]
+
+
+class DynamoIdentityStore:
+    def add_workspace(self, workspace: Workspace) -> None:
+        WorkspaceItem(workspace_pk(workspace.id), WORKSPACE_SK, id=workspace.id,
+                      name=workspace.name, created_at=workspace.created_at).save(
+            condition=WorkspaceItem.pk.does_not_exist())
+
+    def get_workspace(self, workspace_id: str) -> Workspace | None:
+        try:
+            item = WorkspaceItem.get(workspace_pk(workspace_id), WORKSPACE_SK)
+        except DoesNotExist:
+            return None
+        return Workspace(id=item.id, name=item.name, created_at=item.created_at)
+
+    def workspace_counts(self, workspace_id: str) -> dict[str, int]:
+        item = WorkspaceItem.get(workspace_pk(workspace_id), WORKSPACE_SK, consistent_read=True)
+        return {"contacts": int(item.contacts_count or 0),
+                "organizations": int(item.organizations_count or 0),
+                "activities": int(item.activities_count or 0)}
+
+    def add_key(self, key: ApiKey) -> None:
+        try:
+            ApiKeyItem(f"KEY#{key.prefix}", KEY_SK, workspace_id=key.workspace_id,
+                       prefix=key.prefix, key_hash=key.key_hash, user_id=key.user_id,
+                       role=key.role.value, created_at=key.created_at).save(
+                condition=ApiKeyItem.pk.does_not_exist())
+        except PutError as error:  # a prefix collision: 62 bits, but never overwrite a key
+            raise Conflict("key prefix collision; try again", code="key_collision") from error
+
+    def get_key(self, prefix: str) -> ApiKey | None:
+        try:
+            item = ApiKeyItem.get(f"KEY#{prefix}", KEY_SK)
+        except DoesNotExist:
+            return None
+        return ApiKey(workspace_id=item.workspace_id, prefix=item.prefix, key_hash=item.key_hash,
+                      user_id=item.user_id, role=Role(item.role), created_at=item.created_at)
+
+    def delete_key(self, prefix: str) -> None:
+        ApiKeyItem(f"KEY#{prefix}", KEY_SK).delete()

@@ -1,0 +1,83 @@
+"""Bind the models to the configured tables and endpoint; create the tables where needed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pynamodb.connection import Connection
+
+from chalicelib.persistence.models import (
+    ALL_MODELS,
+    ControlItem,
+    MembershipItem,
+    RecordItem,
+)
+from chalicelib.settings import Settings, get_settings
+
+_bound: Settings | None = None
+_connection: Connection | None = None
+
+
+def bind(settings: Settings | None = None) -> Settings:
+    """Point every model at the settings' tables and endpoint (idempotent, cheap)."""
+    global _bound, _connection
+    settings = settings or get_settings()
+    if _bound == settings:
+        return settings
+    names = {
+        RecordItem: settings.records_table,
+        MembershipItem: settings.memberships_table,
+        ControlItem: settings.control_table,
+    }
+    for model in ALL_MODELS:
+        base = next(base for base in names if issubclass(model, base))
+        model.Meta.table_name = names[base]
+        model.Meta.host = settings.dynamodb_endpoint
+        model.Meta.region = settings.region
+        model._connection = None  # drop a connection made for other settings
+    _bound = settings
+    _connection = Connection(region=settings.region, host=settings.dynamodb_endpoint)
+    return settings
+
+
+def connection() -> Connection:
+    """The low-level connection for transactions, bound like the models."""
+    if _connection is None:
+        bind()
+    assert _connection is not None
+    return _connection
+
+
+def dynamodb_client(settings: Settings | None = None) -> Any:
+    import boto3
+
+    settings = settings or get_settings()
+    return boto3.client("dynamodb", region_name=settings.region,
+                        endpoint_url=settings.dynamodb_endpoint)
+
+
+def create_tables(settings: Settings | None = None) -> None:
+    """Create missing tables (local runtime and tests; infra/ owns them in AWS)."""
+    settings = bind(settings)
+    for model in (RecordItem, MembershipItem, ControlItem):
+        if not model.exists():
+            model.create_table(wait=True)
+    client = dynamodb_client(settings)
+    existing = client.list_tables()["TableNames"]
+    if settings.idempotency_table not in existing:
+        client.create_table(
+            TableName=settings.idempotency_table,
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        client.get_waiter("table_exists").wait(TableName=settings.idempotency_table)
+        client.update_time_to_live(
+            TableName=settings.idempotency_table,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"},
+        )
+
+
+def stream_arn(table_name: str, settings: Settings | None = None) -> str:
+    description = dynamodb_client(settings).describe_table(TableName=table_name)
+    return str(description["Table"]["LatestStreamArn"])
