@@ -11,7 +11,7 @@ from typing import Any, Callable, Literal
 
 from aws_lambda_powertools.metrics import MetricUnit
 from chalice import Blueprint, Response
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, RootModel, ValidationError
 
 from chalicelib.domain.errors import (
     Conflict,
@@ -79,8 +79,12 @@ def error_response(status: int, code: str, message: str, details: Any = None) ->
                     headers={"Content-Type": "application/json"})
 
 
-def _validation_error(error: ValidationError) -> InvalidInput:
-    problems = [{"path": json_path(tuple(item["loc"])), "message": item["msg"],
+def _validation_error(error: ValidationError, tagged_union: bool) -> InvalidInput:
+    def location(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+        # a tagged union's errors start with the tag of the branch tried: not part of the body
+        return loc[1:] if tagged_union and loc and isinstance(loc[0], str) else loc
+
+    problems = [{"path": json_path(location(tuple(item["loc"]))), "message": item["msg"],
                  "type": item["type"]} for item in error.errors()]
     first = problems[0]
     return InvalidInput(f"{first['path']}: {first['message']}", code="invalid_request",
@@ -110,7 +114,7 @@ def validate(model: type[BaseModel], document: Any) -> BaseModel:
     try:
         return model.model_validate(document)
     except ValidationError as error:
-        raise _validation_error(error) from None
+        raise _validation_error(error, issubclass(model, RootModel)) from None
 
 
 def _page_args(query: dict[str, str]) -> tuple[int, str | None]:
