@@ -1,0 +1,132 @@
+"""`python -m chalicelib.local run` (what `make run` starts), driven over HTTP as a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from chalicelib.local.processes import ROOT, free_port
+
+pytestmark = pytest.mark.e2e
+OPERATOR = "op_e2e_operator_key_abcdefghijklmnop"
+
+
+def _port_open(url: str) -> bool:
+    host, port = url.removeprefix("http://").split(":")
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, int(port))) == 0
+
+
+def _wait(condition, timeout: float = 20.0, what: str = "condition"):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory):
+    local_dir = tmp_path_factory.mktemp("local")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEGMENTS_")}
+    env.update(SEGMENTS_PORT=str(free_port()), SEGMENTS_LOCAL_DIR=str(local_dir),
+               SEGMENTS_OPERATOR_KEY=OPERATOR)
+    process = subprocess.Popen([sys.executable, "-m", "chalicelib.local", "run"], cwd=ROOT,
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    runtime_file = Path(local_dir) / "runtime.json"
+    started = time.monotonic()
+    try:
+        _wait(lambda: runtime_file.exists() or process.poll() is not None, 90, "runtime.json")
+        assert process.poll() is None, process.stdout.read().decode()  # type: ignore[union-attr]
+        runtime = json.loads(runtime_file.read_text())
+        runtime["startup_seconds"] = time.monotonic() - started
+        yield runtime, process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def test_runtime_json_and_health(service):
+    runtime, _ = service
+    assert set(runtime) >= {"api_url", "operator_key", "s3_endpoint", "imports_bucket",
+                            "dynamodb_endpoint"}
+    assert runtime["operator_key"] == OPERATOR
+    assert requests.get(f"{runtime['api_url']}/health", timeout=5).json()["status"] == "ok"
+    # the demo workspace is seeded, its admin key printed next to the operator key
+    demo = requests.get(f"{runtime['api_url']}/workspace", timeout=5,
+                        headers={"Authorization": f"Bearer {runtime['demo_admin_key']}"})
+    assert demo.status_code == 200
+    assert _wait(lambda: requests.get(
+        f"{runtime['api_url']}/workspace", timeout=5,
+        headers={"Authorization": f"Bearer {runtime['demo_admin_key']}"}).json()["counts"][
+        "contacts"] == 6, what="demo counts")
+
+
+def test_a_user_session_and_the_streams_really_pump(service):
+    runtime, _ = service
+    api = runtime["api_url"]
+
+    def call(method: str, path: str, key: str, body=None):  # type: ignore[no-untyped-def]
+        return requests.request(method, f"{api}{path}", json=body, timeout=10,
+                                headers={"Authorization": f"Bearer {key}"})
+
+    made = call("POST", "/workspaces", OPERATOR, {"name": "E2E"})
+    assert made.status_code == 201
+    admin = made.json()["admin_key"]
+    member = call("POST", "/api-keys", admin, {"user_id": "m@x.io", "role": "member"})
+    assert member.status_code == 201
+    member_key = member.json()["key"]
+    assert call("POST", "/api-keys", member_key, {"user_id": "x", "role": "admin"}
+                ).status_code == 403
+
+    org = call("POST", "/organizations", member_key, {"name": "Acme", "domain": "acme.io"})
+    assert org.status_code == 201
+    contacts = [call("POST", "/contacts", member_key,
+                     {"email": f"p{i}@acme.io", "org_id": org.json()["id"],
+                      "tags": ["Economic buyer"]}).json() for i in range(3)]
+    activity = call("POST", "/activities", member_key,
+                    {"contact_id": contacts[0]["id"], "type": "github.star",
+                     "occurred_at": "2026-12-01T00:00:00Z"})
+    assert activity.status_code == 201
+
+    # the records stream consumer ran for those writes: counts and last_active_at follow
+    def counted():  # type: ignore[no-untyped-def]
+        counts = call("GET", "/workspace", member_key).json()["counts"]
+        return counts == {"contacts": 3, "organizations": 1, "activities": 1}
+
+    _wait(counted, what="stream consumer to count the writes")
+    profile = _wait(lambda: (p := call("GET", f"/contacts/{contacts[0]['id']}",
+                                       member_key).json())["last_active_at"] and p,
+                    what="last_active_at")
+    assert profile["last_active_at"] == "2026-12-01T00:00:00Z"
+    assert profile["organization"]["domain"] == "acme.io"
+
+    assert call("DELETE", f"/contacts/{contacts[2]['id']}", member_key).status_code == 204
+    _wait(lambda: call("GET", "/workspace", member_key).json()["counts"]["contacts"] == 2,
+          what="delete counted")
+    bad = call("POST", "/contacts", member_key, {"email": "p0@ACME.io"})
+    assert bad.status_code == 409 and bad.json()["error"]["details"]["existing_id"] == \
+        contacts[0]["id"]
+
+
+def test_sigterm_stops_every_child(service):
+    runtime, process = service
+    assert _port_open(runtime["dynamodb_endpoint"]) and _port_open(runtime["api_url"])
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait(timeout=30)
+    assert process.returncode == 0
+    for url in (runtime["api_url"], runtime["dynamodb_endpoint"], runtime["s3_endpoint"]):
+        assert not _port_open(url), f"{url} still answers after the runtime stopped"
