@@ -11,6 +11,7 @@ run: prereqs $(PY_STAMP) $(NODE_STAMP)
 	@exec $(PY) -m chalicelib.local run
 
 test: prereqs $(PY_STAMP) $(NODE_STAMP)
+	$(PY) -m ruff check app.py chalicelib tests bench
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: prereqs $(PY_STAMP) $(NODE_STAMP)

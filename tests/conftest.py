@@ -19,8 +19,9 @@ def local_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
     logs = tmp_path_factory.mktemp("logs")
     dynamodb = start_dynamodb_local(free_port(), log=logs / "dynamodb.log")
     moto = start_moto_server(free_port(), log=logs / "moto.log")
+    dynamodb_port = dynamodb.args[dynamodb.args.index("-port") + 1]
     endpoints = {
-        "SEGMENTS_DYNAMODB_ENDPOINT": f"http://127.0.0.1:{dynamodb.args[dynamodb.args.index('-port') + 1]}",
+        "SEGMENTS_DYNAMODB_ENDPOINT": f"http://127.0.0.1:{dynamodb_port}",
         "SEGMENTS_S3_ENDPOINT": f"http://127.0.0.1:{moto.args[-1]}",
         "SEGMENTS_SQS_ENDPOINT": f"http://127.0.0.1:{moto.args[-1]}",
     }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 
 from chalicelib.domain.records import format_timestamp
@@ -12,7 +12,7 @@ from chalicelib.settings import Settings, get_settings
 
 
 def now() -> str:
-    return format_timestamp(datetime.now(timezone.utc))
+    return format_timestamp(datetime.now(UTC))
 
 
 @lru_cache(maxsize=4)

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from aws_lambda_powertools.metrics import MetricUnit
 from chalice import Blueprint, Response
@@ -29,6 +30,9 @@ Auth = Literal["public", "operator", "member", "admin"]
 MAX_BODY_BYTES = 1_048_576
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
+# Bodies are always read as JSON; `curl -d` sends form-urlencoded, so accept that label too
+# rather than answer Chalice's own 415 in another error shape.
+BODY_TYPES = ["application/json", "application/x-www-form-urlencoded", "text/plain"]
 
 _STATUS: dict[type[DomainError], int] = {
     InvalidInput: 400, Unauthorized: 401, Forbidden: 403, NotFound: 404, Conflict: 409,
@@ -157,7 +161,7 @@ class Api:
             def handler(**params: str) -> Response:
                 return self._serve(spec, function, params)
 
-            self.blueprint.route(path, methods=[method])(handler)
+            self.blueprint.route(path, methods=[method], content_types=BODY_TYPES)(handler)
             return function
 
         return decorator

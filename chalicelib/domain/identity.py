@@ -7,15 +7,15 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from chalicelib.domain.errors import Forbidden, Unauthorized
 
 KEY_PREFIX_LENGTH = 12
-_KEY = re.compile(r"^sk_([a-z0-9]{%d})_([A-Za-z0-9_-]{20,})$" % KEY_PREFIX_LENGTH)
+_KEY = re.compile(rf"^sk_([a-z0-9]{{{KEY_PREFIX_LENGTH}}})_([A-Za-z0-9_-]{{20,}})$")
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     ADMIN = "admin"
     MEMBER = "member"
 

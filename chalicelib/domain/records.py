@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from chalicelib.domain.errors import InvalidInput
 
@@ -19,7 +20,7 @@ _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a
 
 def format_timestamp(moment: datetime) -> str:
     """ISO 8601 UTC with second precision: one fixed width, so strings sort as times do."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_timestamp(text: str, *, path: str = "$") -> datetime:
@@ -29,8 +30,8 @@ def parse_timestamp(text: str, *, path: str = "$") -> datetime:
         raise InvalidInput(f"'{text}' is not an ISO 8601 timestamp", code="invalid_timestamp",
                            details={"path": path}) from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
 def normalize_timestamp(text: str, *, path: str = "$") -> str:

@@ -45,6 +45,8 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
 
 def _port_free(port: int) -> bool:
     with socket.socket() as sock:
+        # as the HTTP server binds: connections lingering in TIME_WAIT do not hold the port
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
             return True

@@ -22,9 +22,10 @@ import signal
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from chalice import Chalice
 from chalice.app import DynamoDBEventConfig, ScheduledEventConfig, SQSEventConfig
@@ -72,7 +73,7 @@ class Delivery:
 
 
 def _now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def failed_identifiers(result: Any, identifiers: list[str]) -> set[str] | None:

@@ -5,6 +5,7 @@ Every child runs in its own process group so that stopping the runtime stops all
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -99,8 +100,6 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
     try:
         process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         process.wait()

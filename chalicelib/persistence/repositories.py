@@ -12,7 +12,6 @@ from chalicelib.domain.identity import ApiKey, Role, Workspace
 from chalicelib.domain.ids import shard_of
 from chalicelib.domain.pages import Page, decode_cursor, encode_cursor
 from chalicelib.domain.records import Activity, Contact, Organization, email_key
-from chalicelib.persistence.tables import connection
 from chalicelib.persistence.models import (
     RECORD_SHARDS,
     ActivityItem,
@@ -24,6 +23,7 @@ from chalicelib.persistence.models import (
     UniqueClaimItem,
     WorkspaceItem,
 )
+from chalicelib.persistence.tables import connection
 from chalicelib.services.ports import StaleVersion
 
 WORKSPACE_SK = "#workspace"

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from chalicelib.domain.errors import NotFound, Unauthorized
 from chalicelib.domain.identity import (

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, TypeVar
 
 from chalicelib.domain.errors import Conflict, InvalidInput, NotFound
 from chalicelib.domain.ids import new_id

@@ -122,6 +122,19 @@ def test_a_user_session_and_the_streams_really_pump(service):
         contacts[0]["id"]
 
 
+def test_the_readme_tour_runs_as_written(service):
+    runtime, _ = service
+    readme = (ROOT / "README.md").read_text()
+    tour = readme.split("In another terminal:\n\n```sh\n", 1)[1].split("```", 1)[0]
+    script = "set -euo pipefail\n" + tour.replace("http://127.0.0.1:8000", runtime["api_url"]) \
+        .replace("op_tour_key", OPERATOR)
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert '"code": "email_taken"' in done.stdout
+    assert '"last_active_at": "2026-12-01T09:00:00Z"' in done.stdout
+    assert '"path": "$.tags[1]"' in done.stdout
+
+
 def test_sigterm_stops_every_child(service):
     runtime, process = service
     assert _port_open(runtime["dynamodb_endpoint"]) and _port_open(runtime["api_url"])

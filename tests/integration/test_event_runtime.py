@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from urllib.parse import unquote_plus
 from dataclasses import dataclass, field
+from urllib.parse import unquote_plus
 
 from chalice import Chalice, Rate
 

@@ -1,0 +1,19 @@
+"""`make bench`: every benchmark, each printing ratios measured in the same run."""
+
+from __future__ import annotations
+
+import sys
+
+from bench import cold_import, records
+
+BENCHES = {"records": records.run, "cold_import": cold_import.run}
+
+
+def main() -> None:
+    chosen = sys.argv[1:] or list(BENCHES)
+    for name in chosen:
+        BENCHES[name]()
+
+
+if __name__ == "__main__":
+    main()

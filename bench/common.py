@@ -1,0 +1,52 @@
+"""Shared set-up of the benchmarks: a fresh in-memory DynamoDB Local, settings, timing."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from chalicelib.local.processes import free_port, start_dynamodb_local, stop
+
+
+@contextmanager
+def fresh_dynamodb() -> Iterator[Any]:
+    """A DynamoDB Local of its own, with the tables; answers the bound settings."""
+    process = start_dynamodb_local(free_port())
+    port = process.args[process.args.index("-port") + 1]
+    os.environ.update({
+        "SEGMENTS_DYNAMODB_ENDPOINT": f"http://127.0.0.1:{port}",
+        "SEGMENTS_OPERATOR_KEY": "op_bench_operator_key_0123456789",
+        "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+    })
+    from chalicelib.persistence import tables
+    from chalicelib.settings import get_settings, reset_settings
+
+    reset_settings()
+    tables.create_tables(get_settings())
+    try:
+        yield get_settings()
+    finally:
+        stop(process)
+
+
+def timed(function: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    function()
+    return time.perf_counter() - started
+
+
+def median_of(runs: int, function: Callable[[], Any]) -> float:
+    return statistics.median(timed(function) for _ in range(runs))
+
+
+def report(name: str, rows: list[tuple[str, str]]) -> None:
+    print(f"\n== {name}")
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        print(f"  {label:<{width}}  {value}")
