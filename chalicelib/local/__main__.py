@@ -81,6 +81,7 @@ def run() -> int:
     started = time.monotonic()
     children: list[subprocess.Popen[bytes]] = []
     signal.signal(signal.SIGTERM, _raise_stop)
+    signal.signal(signal.SIGINT, _raise_stop)  # even where a shell started us with it ignored
     try:
         dynamodb_port, moto_port = free_port(), free_port()
         children.append(start_dynamodb_local(dynamodb_port, data_dir=data_dir,
