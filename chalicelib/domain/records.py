@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from chalicelib.domain.errors import InvalidInput
 
@@ -165,40 +165,38 @@ def _clean_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
     return clean
 
 
+R = TypeVar("R", Contact, Organization)
+
+
+def _patched(record: R, patch: Mapping[str, Any], now: str, fields: tuple[str, ...]) -> R:
+    clean = _clean_fields(patch)
+    if "attributes" in clean:
+        clean["attributes"] = merge_attributes(record.attributes, clean["attributes"] or {})
+        check_attributes(clean["attributes"])
+    return replace(record, updated_at=now, **{k: v for k, v in clean.items() if k in fields})
+
+
 def new_contact(workspace_id: str, contact_id: str, fields: Mapping[str, Any], now: str) -> Contact:
-    clean = _clean_fields(fields)
-    clean["attributes"] = clean.get("attributes") or {}
-    return Contact(workspace_id=workspace_id, id=contact_id, created_at=now, updated_at=now,
-                   **{k: v for k, v in clean.items() if k in CONTACT_FIELDS})
+    return _patched(Contact(workspace_id=workspace_id, id=contact_id, created_at=now,
+                            updated_at=now), fields, now, CONTACT_FIELDS)
 
 
 def patch_contact(contact: Contact, patch: Mapping[str, Any], now: str) -> Contact:
-    clean = _clean_fields(patch)
-    if "attributes" in clean:
-        clean["attributes"] = merge_attributes(contact.attributes, clean["attributes"] or {})
-        check_attributes(clean["attributes"])
-    return replace(contact, updated_at=now,
-                   **{k: v for k, v in clean.items() if k in CONTACT_FIELDS})
+    return _patched(contact, patch, now, CONTACT_FIELDS)
 
 
 def new_organization(workspace_id: str, org_id: str, fields: Mapping[str, Any],
                      now: str) -> Organization:
-    clean = _clean_fields(fields)
-    clean["attributes"] = clean.get("attributes") or {}
-    return Organization(workspace_id=workspace_id, id=org_id, created_at=now, updated_at=now,
-                        **{k: v for k, v in clean.items() if k in ORGANIZATION_FIELDS})
+    return patch_organization(Organization(workspace_id=workspace_id, id=org_id, name="",
+                                           created_at=now, updated_at=now), fields, now)
 
 
 def patch_organization(org: Organization, patch: Mapping[str, Any], now: str) -> Organization:
-    clean = _clean_fields(patch)
-    if "name" in clean and not clean["name"]:
+    patched = _patched(org, patch, now, ORGANIZATION_FIELDS)
+    if not patched.name:
         raise InvalidInput("an organization needs a name", code="invalid_name",
                            details={"path": "$.name"})
-    if "attributes" in clean:
-        clean["attributes"] = merge_attributes(org.attributes, clean["attributes"] or {})
-        check_attributes(clean["attributes"])
-    return replace(org, updated_at=now,
-                   **{k: v for k, v in clean.items() if k in ORGANIZATION_FIELDS})
+    return patched
 
 
 def later_timestamp(current: str | None, candidate: str) -> str:

@@ -66,15 +66,9 @@ class RecordsService:
                        patch: Mapping[str, Any]) -> Contact:
         if patch.get("org_id"):
             self._check_org(workspace_id, patch["org_id"])
-        return self._retry_on_stale(lambda: self._update_contact_once(workspace_id, contact_id,
-                                                                      patch))
-
-    def _update_contact_once(self, workspace_id: str, contact_id: str,
-                             patch: Mapping[str, Any]) -> Contact:
-        current = self.get_contact(workspace_id, contact_id)
-        updated = patch_contact(current, patch, self._now())
-        self._store.replace_contact(current, updated)
-        return updated
+        return self._update(lambda: self.get_contact(workspace_id, contact_id),
+                            lambda current: patch_contact(current, patch, self._now()),
+                            self._store.replace_contact)
 
     def delete_contact(self, workspace_id: str, contact_id: str) -> None:
         self._store.delete_contact(self.get_contact(workspace_id, contact_id))
@@ -94,13 +88,9 @@ class RecordsService:
 
     def update_organization(self, workspace_id: str, org_id: str,
                             patch: Mapping[str, Any]) -> Organization:
-        def once() -> Organization:
-            current = self.get_organization(workspace_id, org_id)
-            updated = patch_organization(current, patch, self._now())
-            self._store.replace_organization(current, updated)
-            return updated
-
-        return self._retry_on_stale(once)
+        return self._update(lambda: self.get_organization(workspace_id, org_id),
+                            lambda current: patch_organization(current, patch, self._now()),
+                            self._store.replace_organization)
 
     def delete_organization(self, workspace_id: str, org_id: str) -> None:
         """Deletes the organization; its contacts are detached by the records stream consumer."""
@@ -145,10 +135,15 @@ class RecordsService:
             raise NotFound(f"no organization '{org_id}'", details={"path": "$.org_id"})
 
     @staticmethod
-    def _retry_on_stale(attempt: Callable[[], R]) -> R:
+    def _update(read: Callable[[], R], change: Callable[[R], R],
+                write: Callable[[R, R], None]) -> R:
+        """Read, change, write conditioned on the version read; again if another writer won."""
         for _ in range(_PATCH_ATTEMPTS):
+            current = read()
+            updated = change(current)
             try:
-                return attempt()
+                write(current, updated)
+                return updated
             except StaleVersion:
                 continue
         raise Conflict("the record kept changing while it was being updated; try again",
