@@ -12,6 +12,7 @@ run: prereqs $(PY_STAMP) $(NODE_STAMP)
 
 test: prereqs $(PY_STAMP) $(NODE_STAMP)
 	$(PY) -m ruff check app.py chalicelib tests bench
+	$(PY) -m mypy app.py chalicelib
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: prereqs $(PY_STAMP) $(NODE_STAMP)
@@ -19,6 +20,7 @@ bench: prereqs $(PY_STAMP) $(NODE_STAMP)
 
 lint: $(PY_STAMP)
 	$(PY) -m ruff check app.py chalicelib tests bench
+	$(PY) -m mypy app.py chalicelib
 
 dead-letters: $(PY_STAMP)
 	@$(PY) -m chalicelib.local dead-letters

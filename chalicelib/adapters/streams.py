@@ -34,7 +34,9 @@ IDEMPOTENCY_SECONDS = 3 * 24 * 3600  # longer than the stream's 24-hour retentio
 def change_of(record: DynamoDBRecord) -> RecordChange | None:
     """The change a stream record describes, or None for items that are not records."""
     stream = record.dynamodb
-    image = (stream.new_image or stream.old_image) if stream else None
+    if stream is None:
+        return None
+    image = stream.new_image or stream.old_image
     if not image or image.get("kind") not in ("contact", "organization", "activity"):
         return None
     return RecordChange(kind=_KINDS[record.raw_event["eventName"]],  # type: ignore[arg-type]
@@ -86,7 +88,8 @@ def records_stream(event: DynamoDBEvent) -> dict[str, Any]:
     _, idempotency = _apply_once()
     idempotency.register_lambda_context(event.context)
     response = process_partial_response(event=event.to_dict(), record_handler=handle_record,
-                                        processor=processor, context=event.context)
+                                        processor=processor,
+                                        context=event.context)  # type: ignore[arg-type]
     failures = len(response.get("batchItemFailures", []))
     metrics.add_metric(name="RecordChangesFailed", unit=MetricUnit.Count, value=failures)
     if failures:

@@ -133,7 +133,7 @@ def run() -> int:
             for child in children:
                 if child.poll() is not None:
                     raise LocalRuntimeError(
-                        f"a child process exited ({' '.join(map(str, child.args[:4]))}, "
+                        f"a child process exited ({child.args!r:.120}, "
                         f"code {child.returncode}); see the logs in {logs}")
             time.sleep(0.5)
     except (KeyboardInterrupt, _Stop):

@@ -479,7 +479,9 @@ def main() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    names = [c.name for c in (*runtime.streams, *runtime.queues, *runtime.schedules)]
+    consumers: list[StreamConsumer | QueueConsumer | ScheduledJob] = [
+        *runtime.streams, *runtime.queues, *runtime.schedules]
+    names = [consumer.name for consumer in consumers]
     print(f"event runtime: delivering to {', '.join(names) or 'nothing'}", flush=True)
     runtime.run(stop)
 

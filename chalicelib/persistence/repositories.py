@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
@@ -26,6 +26,7 @@ from chalicelib.persistence.models import (
 from chalicelib.persistence.tables import connection
 from chalicelib.services.ports import StaleVersion
 
+_V = TypeVar("_V", ContactItem, OrganizationItem)
 WORKSPACE_SK = "#workspace"
 KEY_SK = "#key"
 CLAIM_SK = "#"
@@ -63,15 +64,18 @@ def record_key(workspace_id: str, record_id: str) -> str:
 
 # -- conversions -----------------------------------------------------------------------------
 
-def _version(version: int) -> dict[str, int]:
-    """A stored record's version (the write is conditioned on it); none for a new record."""
-    return {"version": version} if version else {}
+def _versioned(item: _V, version: int) -> _V:
+    """A stored record's version makes the write conditional on it; a new record has none."""
+    if version:
+        item.version = version
+    return item
 
 
 def contact_from_item(item: ContactItem) -> Contact:
     return Contact(
         workspace_id=item.workspace_id, id=item.id, email=item.email, name=item.name,
-        title=item.title, tags=list(item.tags or []), country=item.country, city=item.city,
+        title=item.title, tags=[str(tag) for tag in item.tags or []], country=item.country,
+        city=item.city,
         org_id=item.org_id, attributes=dict(item.attributes or {}), created_at=item.created_at,
         updated_at=item.updated_at, last_active_at=item.last_active_at,
         version=int(item.version or 0),
@@ -79,32 +83,30 @@ def contact_from_item(item: ContactItem) -> Contact:
 
 
 def contact_item(contact: Contact) -> ContactItem:
-    return ContactItem(
+    return _versioned(ContactItem(
         contact_pk(contact.workspace_id, contact.id), contact.id,
         workspace_id=contact.workspace_id, id=contact.id, email=contact.email, name=contact.name,
         title=contact.title, tags=list(contact.tags), country=contact.country, city=contact.city,
         org_id=contact.org_id, org_key=org_key(contact.workspace_id, contact.org_id),
         attributes=dict(contact.attributes), created_at=contact.created_at,
         updated_at=contact.updated_at, last_active_at=contact.last_active_at,
-        **_version(contact.version),
-    )
+    ), contact.version)
 
 
 def organization_from_item(item: OrganizationItem) -> Organization:
     return Organization(
         workspace_id=item.workspace_id, id=item.id, name=item.name, domain=item.domain,
-        tags=list(item.tags or []), attributes=dict(item.attributes or {}),
+        tags=[str(tag) for tag in item.tags or []], attributes=dict(item.attributes or {}),
         created_at=item.created_at, updated_at=item.updated_at, version=int(item.version or 0),
     )
 
 
 def organization_item(org: Organization) -> OrganizationItem:
-    return OrganizationItem(
+    return _versioned(OrganizationItem(
         organization_pk(org.workspace_id, org.id), org.id, workspace_id=org.workspace_id,
         id=org.id, name=org.name, domain=org.domain, tags=list(org.tags),
         attributes=dict(org.attributes), created_at=org.created_at, updated_at=org.updated_at,
-        **_version(org.version),
-    )
+    ), org.version)
 
 
 def activity_from_item(item: ActivityItem) -> Activity:
