@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 
 from bench import cold_import, records
 
@@ -10,6 +11,7 @@ BENCHES = {"records": records.run, "cold_import": cold_import.run}
 
 
 def main() -> None:
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
     chosen = sys.argv[1:] or list(BENCHES)
     for name in chosen:
         BENCHES[name]()

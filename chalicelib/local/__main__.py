@@ -148,12 +148,25 @@ def run() -> int:
 
 
 def dead_letters() -> int:
+    """Print the dead letters of the running local runtime (found through runtime.json)."""
     from chalicelib.local.events import DeadLetters
     from chalicelib.persistence import tables
 
+    runtime_file = Path(os.environ.get("SEGMENTS_LOCAL_DIR", ROOT / ".local")) / "runtime.json"
+    if not os.environ.get("SEGMENTS_DYNAMODB_ENDPOINT"):
+        if not runtime_file.exists():
+            print(f"no {runtime_file}: start the service with `make run` first", file=sys.stderr)
+            return 1
+        os.environ["SEGMENTS_DYNAMODB_ENDPOINT"] = json.loads(runtime_file.read_text())[
+            "dynamodb_endpoint"]
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+        reset_settings()
     tables.bind()
-    for letter in DeadLetters().list():
+    letters = DeadLetters().list()
+    for letter in letters:
         print(json.dumps(letter))
+    print(f"{len(letters)} dead letter(s)", file=sys.stderr)
     return 0
 
 

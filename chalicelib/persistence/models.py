@@ -165,6 +165,26 @@ class ApiKeyItem(ControlItem, discriminator="api_key"):
     created_at = UnicodeAttribute()
 
 
+class SegmentItem(ControlItem, discriminator="segment"):
+    """pk = W#<ws>#SEG, sk = <segment id>: definition, rules and status of a segment.
+    Members live in the memberships table; `member_count` is kept by the membership writer."""
+
+    id = UnicodeAttribute()
+    workspace_id = UnicodeAttribute()
+    record_kind = UnicodeAttribute()  # contact | organization
+    name = UnicodeAttribute()
+    description = UnicodeAttribute(null=True)
+    visibility = UnicodeAttribute()
+    owner = UnicodeAttribute()
+    rules = JSONAttribute(default=dict)
+    status = UnicodeAttribute(default="ready")
+    member_count = NumberAttribute(default=0)
+    last_evaluated_at = UnicodeAttribute(null=True)
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    version = VersionAttribute()
+
+
 class CheckpointItem(ControlItem, discriminator="checkpoint"):
     """pk = RUNTIME#checkpoint, sk = <consumer>#<shard id>: the last sequence number done."""
 
@@ -187,5 +207,6 @@ class DeadLetterItem(ControlItem, discriminator="dead_letter"):
 TABLE_MODELS: tuple[type[Model], ...] = (RecordItem, MembershipItem, ControlItem)
 ALL_MODELS: tuple[type[Model], ...] = (
     RecordItem, ContactItem, OrganizationItem, ActivityItem, UniqueClaimItem,
-    MembershipItem, ControlItem, WorkspaceItem, ApiKeyItem, CheckpointItem, DeadLetterItem,
+    MembershipItem, ControlItem, WorkspaceItem, ApiKeyItem, SegmentItem, CheckpointItem,
+    DeadLetterItem,
 )

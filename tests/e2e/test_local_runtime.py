@@ -135,6 +135,16 @@ def test_the_readme_tour_runs_as_written(service):
     assert '"path": "$.tags[1]"' in done.stdout
 
 
+def test_operator_lists_dead_letters_of_the_running_runtime(service):
+    runtime, _ = service
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEGMENTS_")}
+    env["SEGMENTS_LOCAL_DIR"] = str(Path(runtime["logs"]).parent)
+    done = subprocess.run([sys.executable, "-m", "chalicelib.local", "dead-letters"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "0 dead letter(s)" in done.stderr
+
+
 def test_sigterm_stops_every_child(service):
     runtime, process = service
     assert _port_open(runtime["dynamodb_endpoint"]) and _port_open(runtime["api_url"])
