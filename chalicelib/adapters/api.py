@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 from chalicelib.adapters import deps
 from chalicelib.adapters import schemas as s
 from chalicelib.adapters.http import Api, Call
@@ -155,3 +157,49 @@ def add_activities(call: Call) -> s.ActivitiesOut:
     items = [item.model_dump() for item in call.body.activities()]
     added = deps.records().add_activities(call.workspace_id, items)
     return s.ActivitiesOut(items=[s.ActivityOut.model_validate(a) for a in added])
+
+
+# -- explorers and previews ------------------------------------------------------------------
+
+_OUT: dict[str, type[BaseModel]] = {"contact": s.ContactOut, "organization": s.OrganizationOut,
+                                     "activity": s.ActivityOut}
+
+
+def _search(call: Call, kind: str) -> tuple[list[Any], str | None]:
+    body = call.body
+    page = deps.search().search(call.workspace_id, kind, body.filter,
+                                [item.model_dump() for item in body.sort], body.limit,
+                                body.cursor)
+    return [_OUT[kind].model_validate(record) for record in page.items], page.next_cursor
+
+
+@api.route("/contacts/search", "POST", summary="Contact explorer: filter, sort, page",
+           body=s.SearchIn, response=s.ContactPage, tag="explorers")
+def search_contacts(call: Call) -> s.ContactPage:
+    items, cursor = _search(call, "contact")
+    return s.ContactPage(items=items, next_cursor=cursor)
+
+
+@api.route("/organizations/search", "POST", summary="Organization explorer: filter, sort, page",
+           body=s.SearchIn, response=s.OrganizationPage, tag="explorers")
+def search_organizations(call: Call) -> s.OrganizationPage:
+    items, cursor = _search(call, "organization")
+    return s.OrganizationPage(items=items, next_cursor=cursor)
+
+
+@api.route("/activities/search", "POST", summary="Activity explorer: filter, sort, page",
+           body=s.SearchIn, response=s.ActivityPage, tag="explorers")
+def search_activities(call: Call) -> s.ActivityPage:
+    items, cursor = _search(call, "activity")
+    return s.ActivityPage(items=items, next_cursor=cursor)
+
+
+@api.route("/segments/preview", "POST",
+           summary="How many records a filter matches now, and a sample; saves nothing",
+           body=s.PreviewIn, response=s.PreviewOut, tag="segments")
+def preview_segment(call: Call) -> s.PreviewOut:
+    body = call.body
+    preview = deps.search().preview(call.workspace_id, body.kind, body.filter, body.limit)
+    out = _OUT[body.kind]
+    return s.PreviewOut(count=preview.count, sample=[
+        out.model_validate(record).model_dump(mode="json") for record in preview.sample])

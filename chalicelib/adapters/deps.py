@@ -8,6 +8,7 @@ from functools import lru_cache
 from chalicelib.domain.records import format_timestamp
 from chalicelib.services.identity import IdentityService
 from chalicelib.services.records import RecordsService
+from chalicelib.services.search import SearchService
 from chalicelib.settings import Settings, get_settings
 
 
@@ -34,6 +35,18 @@ def bound_settings() -> Settings:
     from chalicelib.persistence import tables
 
     return tables.bind(get_settings())
+
+
+@lru_cache(maxsize=4)
+def _search(settings: Settings) -> SearchService:
+    from chalicelib.persistence.repositories import DynamoMembershipReader, DynamoRecordStore
+
+    return SearchService(DynamoRecordStore(), DynamoMembershipReader(),
+                         lambda: datetime.now(UTC))
+
+
+def search() -> SearchService:
+    return _search(bound_settings())
 
 
 def identity() -> IdentityService:

@@ -86,17 +86,17 @@ class ContactPatch(Strict):
 
 class ContactOut(Out):
     id: str
-    email: str | None
-    name: str | None
-    title: str | None
-    tags: list[str]
-    country: str | None
-    city: str | None
-    org_id: str | None
-    attributes: dict[str, Any]
+    email: str | None = None
+    name: str | None = None
+    title: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    country: str | None = None
+    city: str | None = None
+    org_id: str | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
     created_at: str
     updated_at: str
-    last_active_at: str | None
+    last_active_at: str | None = None
 
 
 class OrganizationIn(Strict):
@@ -116,9 +116,9 @@ class OrganizationPatch(Strict):
 class OrganizationOut(Out):
     id: str
     name: str
-    domain: str | None
-    tags: list[str]
-    attributes: dict[str, Any]
+    domain: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    attributes: dict[str, Any] = Field(default_factory=dict)
     created_at: str
     updated_at: str
 
@@ -150,10 +150,10 @@ class ActivityOut(Out):
     id: str
     contact_id: str
     type: str
-    source: str | None
+    source: str | None = None
     occurred_at: str
     created_at: str
-    properties: dict[str, Any]
+    properties: dict[str, Any] = Field(default_factory=dict)
 
 
 class ActivitiesOut(Out):
@@ -163,6 +163,43 @@ class ActivitiesOut(Out):
 class ActivityPage(Out):
     items: list[ActivityOut]
     next_cursor: str | None
+
+
+# -- explorers and previews ------------------------------------------------------------------
+
+class SortIn(Strict):
+    field: str = Field(min_length=1, max_length=200)
+    dir: Literal["asc", "desc"] = "asc"
+
+
+class SearchIn(Strict):
+    """`filter` is the FILTER grammar (SPEC section 6); errors name paths inside it."""
+
+    filter: dict[str, Any] | None = None
+    sort: list[SortIn] = Field(default_factory=list, max_length=3)
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: str | None = Field(default=None, max_length=4000)
+
+
+class ContactPage(Out):
+    items: list[ContactOut]
+    next_cursor: str | None
+
+
+class OrganizationPage(Out):
+    items: list[OrganizationOut]
+    next_cursor: str | None
+
+
+class PreviewIn(Strict):
+    kind: Literal["contact", "organization"]
+    filter: dict[str, Any] | None = None
+    limit: int = Field(default=10, ge=0, le=200)
+
+
+class PreviewOut(Out):
+    count: int = Field(description="exactly how many records match now")
+    sample: list[dict[str, Any]] = Field(description="the first `limit` matches, oldest first")
 
 
 class Health(Out):

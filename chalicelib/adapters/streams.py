@@ -69,7 +69,7 @@ def _apply_once() -> tuple[Callable[..., Any], Any]:
     def apply(record: dict[str, Any]) -> None:
         change = change_of(DynamoDBRecord(record))
         if change is not None:
-            apply_change(change, store)
+            apply_change(change, store, deps.now()[:10])
 
     return apply, config
 

@@ -1,6 +1,6 @@
 """The filter grammar (SPEC section 6): one grammar for explorers, previews and segment rules.
 
-    parse(document, kind)    -> an immutable tree, or InvalidFilter with the JSON path of the bad node
+    parse(document, kind)    -> an immutable tree, or InvalidFilter naming the bad node's path
     compile_filter(node)     -> a predicate over a RecordView at a Moment
     reads(node)              -> what the filter reads (fields, activity, segments): the field index
     explain(node, view, at)  -> every condition's result, for "why is this record in or out"
@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from functools import lru_cache
-from typing import Any, Protocol, Union
+from typing import Any, Protocol
 
 from chalicelib.domain.errors import InvalidInput
 
@@ -103,7 +103,7 @@ class SegmentLeaf:
     op: str
 
 
-Node = Union[All, AnyOf, Not, FieldLeaf, ActivityLeaf, SegmentLeaf]
+Node = All | AnyOf | Not | FieldLeaf | ActivityLeaf | SegmentLeaf
 
 
 # -- parsing and validation ------------------------------------------------------------------
@@ -215,8 +215,8 @@ def parse_time(text: Any) -> datetime | None:
     except ValueError:
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
 def _check_value(op: str, value: Any, ftype: FieldType, path: str) -> None:
@@ -256,7 +256,8 @@ def _check_value(op: str, value: Any, ftype: FieldType, path: str) -> None:
         for item in value:
             _check_ordered(item, ftype, fail)
         low, high = (_order_key(item) for item in value)
-        if low is None or high is None or type(low) is not type(high) or low > high:
+        if low is None or high is None or type(low) is not type(high) \
+                or low > high:  # type: ignore[operator]
             fail("[low, high] of one type with low <= high")
     elif op in ("before", "after"):
         if parse_time(value) is None:
@@ -393,7 +394,7 @@ class Moment:
     """'Now' for time-relative conditions, injected so evaluation is repeatable."""
 
     def __init__(self, now: datetime) -> None:
-        self.now = now.astimezone(timezone.utc)
+        self.now = now.astimezone(UTC)
         self.text = self.now.strftime("%Y-%m-%dT%H:%M:%SZ")
         self.today = self.text[:10]
         self._since: dict[timedelta, str] = {}

@@ -47,6 +47,17 @@ class ByOrganizationIndex(GlobalSecondaryIndex["RecordItem"]):
     sk = UnicodeAttribute(range_key=True)
 
 
+class ByWorkspaceIndex(GlobalSecondaryIndex["RecordItem"]):
+    """Activities of a workspace: ws_key = W#<ws>#ACT#<shard>, sorted by occurred_at#id."""
+
+    class Meta:
+        index_name = "by_workspace"
+        projection = AllProjection()
+
+    ws_key = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+
 class RecordItem(Model):
     class Meta(_Meta):
         table_name = "segments-records"
@@ -57,7 +68,9 @@ class RecordItem(Model):
     kind = DiscriminatorAttribute()
     workspace_id = UnicodeAttribute()
     org_key = UnicodeAttribute(null=True)
+    ws_key = UnicodeAttribute(null=True)
     by_org = ByOrganizationIndex()
+    by_workspace = ByWorkspaceIndex()
 
 
 class ContactItem(RecordItem, discriminator="contact"):
@@ -95,6 +108,15 @@ class ActivityItem(RecordItem, discriminator="activity"):
     occurred_at = UnicodeAttribute()
     created_at = UnicodeAttribute()
     properties = JSONAttribute(default=dict)
+
+
+class ActivityStatsItem(RecordItem, discriminator="activity_stats"):
+    """pk = W#<ws>#AS#<shard>, sk = contact id: counts by day and type/source (bounded)."""
+
+    contact_id = UnicodeAttribute()
+    days = JSONAttribute(default=dict)
+    totals = JSONAttribute(default=dict)
+    version = VersionAttribute()
 
 
 class UniqueClaimItem(RecordItem, discriminator="claim"):
@@ -206,7 +228,7 @@ class DeadLetterItem(ControlItem, discriminator="dead_letter"):
 
 TABLE_MODELS: tuple[type[Model], ...] = (RecordItem, MembershipItem, ControlItem)
 ALL_MODELS: tuple[type[Model], ...] = (
-    RecordItem, ContactItem, OrganizationItem, ActivityItem, UniqueClaimItem,
+    RecordItem, ContactItem, OrganizationItem, ActivityItem, ActivityStatsItem, UniqueClaimItem,
     MembershipItem, ControlItem, WorkspaceItem, ApiKeyItem, SegmentItem, CheckpointItem,
     DeadLetterItem,
 )

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
+from chalicelib.domain.activity_stats import ActivityStats
 from chalicelib.domain.errors import Conflict, InvalidInput
 from chalicelib.domain.identity import ApiKey, Role, Workspace
 from chalicelib.domain.ids import shard_of
 from chalicelib.domain.pages import Page, decode_cursor, encode_cursor
 from chalicelib.domain.records import Activity, Contact, Organization, email_key
 from chalicelib.persistence.models import (
+    MEMBERSHIP_SHARDS,
     RECORD_SHARDS,
     ActivityItem,
+    ActivityStatsItem,
     ApiKeyItem,
     ContactItem,
     MembershipItem,
@@ -23,6 +27,7 @@ from chalicelib.persistence.models import (
     UniqueClaimItem,
     WorkspaceItem,
 )
+from chalicelib.persistence.raw import query_items
 from chalicelib.persistence.tables import connection
 from chalicelib.services.ports import StaleVersion
 
@@ -44,6 +49,19 @@ def organization_pk(workspace_id: str, org_id: str) -> str:
 
 def activity_pk(workspace_id: str, contact_id: str) -> str:
     return f"W#{workspace_id}#A#{contact_id}"
+
+
+def activity_ws_key(workspace_id: str, activity_id: str) -> str:
+    return f"W#{workspace_id}#ACT#{shard_of(activity_id, RECORD_SHARDS):02d}"
+
+
+def stats_pk(workspace_id: str, contact_id: str) -> str:
+    return f"W#{workspace_id}#AS#{shard_of(contact_id, RECORD_SHARDS):02d}"
+
+
+def workspace_partitions(workspace_id: str, what: str) -> list[str]:
+    """The RECORD_SHARDS partitions holding one kind of a workspace's items."""
+    return [f"W#{workspace_id}#{what}#{shard:02d}" for shard in range(RECORD_SHARDS)]
 
 
 def org_key(workspace_id: str, org_id: str | None) -> str | None:
@@ -237,6 +255,7 @@ class DynamoRecordStore:
                     activity_pk(activity.workspace_id, activity.contact_id),
                     f"{activity.occurred_at}#{activity.id}",
                     workspace_id=activity.workspace_id, id=activity.id,
+                    ws_key=activity_ws_key(activity.workspace_id, activity.id),
                     contact_id=activity.contact_id, type=activity.type, source=activity.source,
                     occurred_at=activity.occurred_at, created_at=activity.created_at,
                     properties=dict(activity.properties),
@@ -285,6 +304,61 @@ class DynamoRecordStore:
             [ContactItem.org_id.remove(), ContactItem.org_key.remove()],
             ContactItem.org_id == org_id)
 
+    def record_activity(self, workspace_id: str, contact_id: str, type_: str,
+                        source: str | None, occurred_at: str, today: str) -> None:
+        for _ in range(10):
+            item = self._stats_item(workspace_id, contact_id)
+            stats = ActivityStats(days=dict(item.days or {}), totals=dict(item.totals or {}))
+            stats.add(type_, source, occurred_at, today)
+            item.days, item.totals = stats.days, stats.totals
+            try:
+                with TransactWrite(connection=connection()) as transaction:
+                    transaction.save(item)
+                    transaction.update(WorkspaceItem(workspace_pk(workspace_id), WORKSPACE_SK),
+                                       actions=[WorkspaceItem.activities_count.add(1)],
+                                       condition=WorkspaceItem.pk.exists())
+                return
+            except TransactWriteError as error:
+                if not any(_failed_conditions(error)):
+                    raise
+                if _failed_conditions(error)[1:2] == [True]:
+                    return  # the workspace is gone
+        raise StaleVersion()
+
+    def _stats_item(self, workspace_id: str, contact_id: str) -> ActivityStatsItem:
+        try:
+            return ActivityStatsItem.get(stats_pk(workspace_id, contact_id), contact_id,
+                                         consistent_read=True)
+        except DoesNotExist:
+            return ActivityStatsItem(stats_pk(workspace_id, contact_id), contact_id,
+                                     workspace_id=workspace_id, contact_id=contact_id)
+
+    def activity_stats(self, workspace_id: str, contact_id: str) -> ActivityStats:
+        item = self._stats_item(workspace_id, contact_id)
+        return ActivityStats(days=dict(item.days or {}), totals=dict(item.totals or {}))
+
+    # bulk reads of a whole workspace, as plain dicts (see raw.py)
+
+    def contacts_of_workspace(self, workspace_id: str) -> Iterator[dict[str, Any]]:
+        return self._partitions(workspace_id, "C")
+
+    def organizations_of_workspace(self, workspace_id: str) -> Iterator[dict[str, Any]]:
+        return self._partitions(workspace_id, "O")
+
+    def activity_stats_of_workspace(self, workspace_id: str) -> dict[str, ActivityStats]:
+        return {item["contact_id"]: ActivityStats(days=item.get("days") or {},
+                                                  totals=item.get("totals") or {})
+                for item in self._partitions(workspace_id, "AS")}
+
+    def activities_of_workspace(self, workspace_id: str) -> Iterator[dict[str, Any]]:
+        for key in workspace_partitions(workspace_id, "ACT"):
+            yield from query_items(RecordItem.Meta.table_name, "ws_key", key,
+                                   index="by_workspace")
+
+    def _partitions(self, workspace_id: str, what: str) -> Iterator[dict[str, Any]]:
+        for key in workspace_partitions(workspace_id, what):
+            yield from query_items(RecordItem.Meta.table_name, "pk", key)
+
     def add_counts(self, workspace_id: str, deltas: dict[str, int]) -> None:
         item = WorkspaceItem(workspace_pk(workspace_id), WORKSPACE_SK)
         actions = [getattr(WorkspaceItem, name).add(delta) for name, delta in deltas.items()]
@@ -296,6 +370,11 @@ class DynamoRecordStore:
 
 
 class DynamoMembershipReader:
+    def members_of(self, workspace_id: str, segment_id: str) -> set[str]:
+        return {item["sk"] for shard in range(MEMBERSHIP_SHARDS)
+                for item in query_items(MembershipItem.Meta.table_name, "pk",
+                                        f"W#{workspace_id}#S#{segment_id}#{shard:02d}")}
+
     def segments_of(self, workspace_id: str, record_id: str) -> list[dict[str, str]]:
         return [{"segment_id": item.segment_id, "source": item.source, "added_at": item.added_at}
                 for item in MembershipItem.by_record.query(record_key(workspace_id, record_id))]

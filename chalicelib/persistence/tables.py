@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from pynamodb.connection import Connection
@@ -49,20 +50,26 @@ def connection() -> Connection:
 
 
 def dynamodb_client(settings: Settings | None = None) -> Any:
+    settings = settings or get_settings()
+    return _client(settings.region, settings.dynamodb_endpoint)
+
+
+@lru_cache(maxsize=8)
+def _client(region: str, endpoint: str | None) -> Any:
     import boto3
 
-    settings = settings or get_settings()
-    return boto3.client("dynamodb", region_name=settings.region,
-                        endpoint_url=settings.dynamodb_endpoint)
+    return boto3.client("dynamodb", region_name=region, endpoint_url=endpoint)
 
 
 def create_tables(settings: Settings | None = None) -> None:
     """Create missing tables (local runtime and tests; infra/ owns them in AWS)."""
     settings = bind(settings)
+    client = dynamodb_client(settings)
     for model in (RecordItem, MembershipItem, ControlItem):
         if not model.exists():
             model.create_table(wait=True)
-    client = dynamodb_client(settings)
+        else:
+            _add_missing_indexes(client, model)
     existing = client.list_tables()["TableNames"]
     if settings.idempotency_table not in existing:
         client.create_table(
@@ -76,6 +83,21 @@ def create_tables(settings: Settings | None = None) -> None:
             TableName=settings.idempotency_table,
             TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"},
         )
+
+
+def _add_missing_indexes(client: Any, model: Any) -> None:
+    """A table kept in SEGMENTS_DATA_DIR from an older version gets the indexes added since."""
+    table = client.describe_table(TableName=model.Meta.table_name)["Table"]
+    present = {index["IndexName"] for index in table.get("GlobalSecondaryIndexes", [])}
+    for index in model._get_schema()["global_secondary_indexes"]:
+        if index["index_name"] in present:
+            continue
+        client.update_table(
+            TableName=model.Meta.table_name,
+            AttributeDefinitions=index["attribute_definitions"],
+            GlobalSecondaryIndexUpdates=[{"Create": {
+                "IndexName": index["index_name"], "KeySchema": index["key_schema"],
+                "Projection": index["projection"]}}])
 
 
 def stream_arn(table_name: str, settings: Settings | None = None) -> str:

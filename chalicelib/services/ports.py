@@ -46,6 +46,10 @@ class RecordStore(Protocol):
     def detach_from_organization(self, workspace_id: str, contact_id: str, org_id: str) -> None: ...
     def add_counts(self, workspace_id: str, deltas: dict[str, int]) -> None: ...
 
+    def record_activity(self, workspace_id: str, contact_id: str, type_: str,
+                        source: str | None, occurred_at: str, today: str) -> None:
+        """Add one activity to the contact's stats and the workspace's count, in one write."""
+
 
 class MembershipReader(Protocol):
     def segments_of(self, workspace_id: str, record_id: str) -> list[dict[str, str]]: ...

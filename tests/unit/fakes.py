@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from chalicelib.domain.activity_stats import ActivityStats
 from chalicelib.domain.errors import Conflict
 from chalicelib.domain.identity import ApiKey, Workspace
 from chalicelib.domain.pages import Page, decode_cursor, encode_cursor
@@ -41,6 +42,7 @@ class FakeRecordStore:
         self.orgs: dict[tuple[str, str], Organization] = {}
         self.activities: list[Activity] = []
         self.counts: dict[str, dict[str, int]] = {}
+        self.stats: dict[str, ActivityStats] = {}
         self.concurrent_writes = 0  # simulate another writer winning this many times
 
     def _email_owner(self, workspace_id: str, email: str | None) -> str | None:
@@ -112,6 +114,11 @@ class FakeRecordStore:
         contact = self.contacts.get((workspace_id, contact_id))
         if contact and contact.org_id == org_id:
             self.contacts[(workspace_id, contact_id)] = replace(contact, org_id=None)
+
+    def record_activity(self, workspace_id: str, contact_id: str, type_: str,
+                        source: str | None, occurred_at: str, today: str) -> None:
+        self.stats.setdefault(contact_id, ActivityStats()).add(type_, source, occurred_at, today)
+        self.add_counts(workspace_id, {"activities_count": 1})
 
     def add_counts(self, workspace_id: str, deltas: dict[str, int]) -> None:
         counts = self.counts.setdefault(workspace_id, {})

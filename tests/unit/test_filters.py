@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given, settings
@@ -20,7 +20,7 @@ from chalicelib.domain.filters import (
     to_json,
 )
 
-NOW = Moment(datetime(2026, 12, 4, 10, 0, 0, tzinfo=timezone.utc))
+NOW = Moment(datetime(2026, 12, 4, 10, 0, 0, tzinfo=UTC))
 ADA = {
     "id": "c1", "email": "Ada@Acme.com", "name": "Ada Byers", "title": "VP Engineering",
     "tags": ["Economic buyer", "Ideal persona"], "country": "US", "city": None,

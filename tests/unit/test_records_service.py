@@ -61,14 +61,16 @@ def test_activities_are_all_or_nothing(service, store):
 def test_changes_keep_counts_last_active_and_detach_contacts(service, store):
     org = service.create_organization("ws", {"name": "O"})
     contact = service.create_contact("ws", {"name": "a", "org_id": org.id})
-    apply_change(RecordChange("insert", "contact", "ws", {"id": contact.id}, None), store)
-    apply_change(RecordChange("insert", "activity", "ws", {
-        "contact_id": contact.id, "occurred_at": "2026-12-01T00:00:00Z"}, None), store)
-    apply_change(RecordChange("insert", "activity", "ws", {
-        "contact_id": contact.id, "occurred_at": "2026-11-01T00:00:00Z"}, None), store)
-    apply_change(RecordChange("modify", "contact", "ws", {"id": contact.id}, {}), store)
-    apply_change(RecordChange("remove", "organization", "ws", None, {"id": org.id}), store)
+    today = "2026-12-04"
+    apply_change(RecordChange("insert", "contact", "ws", {"id": contact.id}, None), store, today)
+    for occurred_at in ("2026-12-01T00:00:00Z", "2026-11-01T00:00:00Z"):
+        apply_change(RecordChange("insert", "activity", "ws", {
+            "contact_id": contact.id, "occurred_at": occurred_at, "type": "github.star",
+            "source": "github"}, None), store, today)
+    apply_change(RecordChange("modify", "contact", "ws", {"id": contact.id}, {}), store, today)
+    apply_change(RecordChange("remove", "organization", "ws", None, {"id": org.id}), store, today)
     assert store.counts["ws"] == {"contacts_count": 1, "activities_count": 2,
                                   "organizations_count": -1}
+    assert store.stats[contact.id].count("github.star", None, 7, "2026-12-04") == 1
     stored = store.get_contact("ws", contact.id)
     assert stored.last_active_at == "2026-12-01T00:00:00Z" and stored.org_id is None

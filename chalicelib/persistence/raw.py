@@ -1,0 +1,65 @@
+"""Bulk reads without model objects: DynamoDB JSON straight to plain dicts. Listing a whole
+workspace (explorers, previews, backfills) is dominated by deserialisation, so this path skips
+PynamoDB's per-item model instantiation."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from chalicelib.persistence.tables import dynamodb_client
+
+JSON_FIELDS = frozenset({"attributes", "properties", "days", "totals", "rules", "payload"})
+
+
+def _value(typed: dict[str, Any]) -> Any:
+    (kind, value), = typed.items()
+    if kind == "S":
+        return value
+    if kind == "N":
+        return int(value) if value.lstrip("-").isdigit() else float(value)
+    if kind == "BOOL":
+        return value
+    if kind == "NULL":
+        return None
+    if kind == "L":
+        return [_value(item) for item in value]
+    if kind == "M":
+        return {key: _value(item) for key, item in value.items()}
+    if kind in ("SS", "NS"):
+        return [_value({kind[0]: item}) for item in value]
+    return value
+
+
+def plain(item: dict[str, Any]) -> dict[str, Any]:
+    """A DynamoDB-JSON item (a query result or a stream image) as a plain dict."""
+    result = {}
+    for key, typed in item.items():
+        value = _value(typed)
+        if key in JSON_FIELDS and isinstance(value, str):
+            value = json.loads(value)
+        result[key] = value
+    return result
+
+
+def query_items(table: str, key_name: str, key_value: str, *, index: str | None = None,
+                consistent: bool = False) -> Iterator[dict[str, Any]]:
+    """Every item of one partition (of the table or a GSI), page after page, as plain dicts."""
+    client = dynamodb_client()
+    args: dict[str, Any] = {
+        "TableName": table, "KeyConditionExpression": "#k = :v",
+        "ExpressionAttributeNames": {"#k": key_name},
+        "ExpressionAttributeValues": {":v": {"S": key_value}},
+    }
+    if index:
+        args["IndexName"] = index
+    elif consistent:
+        args["ConsistentRead"] = True
+    while True:
+        page = client.query(**args)
+        for item in page["Items"]:
+            yield plain(item)
+        if "LastEvaluatedKey" not in page:
+            return
+        args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
