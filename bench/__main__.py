@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 import warnings
 
-from bench import cold_import, records
+from bench import cold_import, filters, records
 
-BENCHES = {"records": records.run, "cold_import": cold_import.run}
+BENCHES = {"records": records.run, "cold_import": cold_import.run, "filters": filters.run}
 
 
 def main() -> None:

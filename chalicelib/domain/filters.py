@@ -442,11 +442,9 @@ def _kind_of(value: Any) -> str:
 def compile_filter(node: Node) -> Predicate:
     """A fast predicate: the tree is walked once, here, not on every record."""
     if isinstance(node, All):
-        parts = [compile_filter(child) for child in node.children]
-        return lambda view, at: all(part(view, at) for part in parts)
+        return _conjunction([compile_filter(child) for child in node.children])
     if isinstance(node, AnyOf):
-        parts = [compile_filter(child) for child in node.children]
-        return lambda view, at: any(part(view, at) for part in parts)
+        return _disjunction([compile_filter(child) for child in node.children])
     if isinstance(node, Not):
         inner = compile_filter(node.child)
         return lambda view, at: not inner(view, at)
@@ -457,6 +455,46 @@ def compile_filter(node: Node) -> Predicate:
         segment_id = node.segment_id
         return lambda view, at: (segment_id in view.segments) == wanted
     return _compile_field(node)
+
+
+def _conjunction(parts: list[Predicate]) -> Predicate:
+    # small fixed arities as plain `and` chains: no generator per record
+    if not parts:
+        return lambda view, at: True
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) == 2:
+        a, b = parts
+        return lambda view, at: a(view, at) and b(view, at)
+    if len(parts) == 3:
+        a, b, c = parts
+        return lambda view, at: a(view, at) and b(view, at) and c(view, at)
+
+    def every(view: RecordView, at: Moment) -> bool:
+        for part in parts:  # noqa: SIM110 - a loop is faster than all(<generator>) here
+            if not part(view, at):
+                return False
+        return True
+
+    return every
+
+
+def _disjunction(parts: list[Predicate]) -> Predicate:
+    if not parts:
+        return lambda view, at: False
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) == 2:
+        a, b = parts
+        return lambda view, at: a(view, at) or b(view, at)
+
+    def some(view: RecordView, at: Moment) -> bool:
+        for part in parts:  # noqa: SIM110 - a loop is faster than any(<generator>) here
+            if part(view, at):
+                return True
+        return False
+
+    return some
 
 
 def _compile_activity(node: ActivityLeaf) -> Predicate:
@@ -473,17 +511,40 @@ def _compile_activity(node: ActivityLeaf) -> Predicate:
 
 
 def _compile_field(leaf: FieldLeaf) -> Predicate:
-    get = _getter(leaf.path)
     test = _value_test(leaf)
     when_missing = leaf.op in MISSING_TRUE
+    path = leaf.path
+    # the common shapes read the record directly; `org.` paths go through a getter
+    if "." not in path:
+        def top_level(view: RecordView, at: Moment) -> bool:
+            actual = view.record.get(path)
+            if actual is None or actual == []:
+                return when_missing
+            return test(actual, at)
 
-    def predicate(view: RecordView, at: Moment) -> bool:
+        return top_level
+    if path.startswith(("attributes.", "properties.")):
+        container, key = path.split(".", 1)
+
+        def nested(view: RecordView, at: Moment) -> bool:
+            actual = (view.record.get(container) or _EMPTY).get(key)
+            if actual is None or actual == []:
+                return when_missing
+            return test(actual, at)
+
+        return nested
+    get = _getter(path)
+
+    def through_getter(view: RecordView, at: Moment) -> bool:
         actual = get(view)
-        if _missing(actual):
+        if actual is None or actual == []:
             return when_missing
         return test(actual, at)
 
-    return predicate
+    return through_getter
+
+
+_EMPTY: Mapping[str, Any] = {}
 
 
 def _value_test(leaf: FieldLeaf) -> Callable[[Any, Moment], bool]:
@@ -498,6 +559,12 @@ def _value_test(leaf: FieldLeaf) -> Callable[[Any, Moment], bool]:
             leaf.type is FieldType.ANY and op in ("before", "after", "within_last",
                                                   "not_within_last")):
         return _time_test(op, value, stored_format=leaf.type is FieldType.TIMESTAMP)
+    if op in ("eq", "neq", "in", "not_in") and leaf.type is FieldType.STRING:
+        folded = frozenset(item.casefold() for item in ([value] if op in ("eq", "neq")
+                                                        else value))
+        if op in ("eq", "in"):
+            return lambda actual, at: actual.casefold() in folded
+        return lambda actual, at: actual.casefold() not in folded
     if op in ("eq", "neq", "in", "not_in"):
         options = [value] if op in ("eq", "neq") else list(value)
         by_kind: dict[str, set[Any]] = {}
@@ -533,23 +600,30 @@ def _value_test(leaf: FieldLeaf) -> Callable[[Any, Moment], bool]:
     if op in ("has_any", "has_all", "has_none"):
         wanted = frozenset(item.casefold() for item in value)
 
-        def has(actual: Any, at: Moment) -> bool:
+        def folded(actual: Any) -> set[Any] | None:
             if not isinstance(actual, list):
-                return False
-            present = {_fold(item) for item in actual}
-            if op == "has_any":
-                return not wanted.isdisjoint(present)
-            if op == "has_all":
-                return wanted <= present
-            return wanted.isdisjoint(present)
+                return None
+            return {item.casefold() if isinstance(item, str) else item for item in actual}
 
-        return has
+        if op == "has_any":
+            return lambda actual, at: (p := folded(actual)) is not None and not wanted.isdisjoint(p)
+        if op == "has_all":
+            return lambda actual, at: (p := folded(actual)) is not None and wanted <= p
+        return lambda actual, at: (p := folded(actual)) is not None and wanted.isdisjoint(p)
     return _order_test(op, value)
 
 
 def _order_test(op: str, value: Any) -> Callable[[Any, Moment], bool]:
     """gt/gte/lt/lte/between on attributes: numbers with numbers, timestamps with timestamps."""
     bounds = [_order_key(item) for item in (value if op == "between" else [value])]
+    if isinstance(bounds[0], float):
+        low, high = bounds[0], bounds[-1]
+        number = (int, float)
+        compare: Callable[[Any], bool] = {
+            "gt": lambda x: x > low, "gte": lambda x: x >= low, "lt": lambda x: x < low,
+            "lte": lambda x: x <= low, "between": lambda x: low <= x <= high}[op]
+        # type() rather than isinstance: True is an int, but not a number here
+        return lambda actual, at: type(actual) in number and compare(actual)
 
     def ordered(actual: Any, at: Moment) -> bool:
         key = float(actual) if _is_number(actual) else parse_time(actual)
@@ -639,3 +713,56 @@ def explain(node: Node, view: RecordView, at: Moment, path: str = "$") -> dict[s
     else:
         described["actual"] = node.segment_id in view.segments
     return described
+
+
+# -- the field index -------------------------------------------------------------------------
+
+_BOOKKEEPING = frozenset({"pk", "sk", "kind", "version", "org_key", "ws_key", "workspace_id"})
+
+
+def changed_paths(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> set[str]:
+    """Field paths that differ between two versions of a record (attributes per key).
+    A record that appears or disappears changes everything: answered as {"*"}."""
+    if old is None or new is None:
+        return {"*"}
+    changed = set()
+    for key in set(old) | set(new):
+        if key in _BOOKKEEPING or old.get(key) == new.get(key):
+            continue
+        if key in ("attributes", "properties"):
+            before, after = old.get(key) or {}, new.get(key) or {}
+            try:  # set algebra on (name, value) pairs runs in C
+                names = {name for name, _ in before.items() ^ after.items()}
+            except TypeError:  # unhashable values (lists, maps): compare one by one
+                names = {name for name in set(before) | set(after)
+                         if before.get(name) != after.get(name)}
+            changed |= {f"{key}.{name}" for name in names}
+        else:
+            changed.add(key)
+    return changed
+
+
+class FieldIndex:
+    """Which filters read which fields: a change re-checks only the filters it can affect."""
+
+    def __init__(self, filters: Mapping[str, Node]) -> None:
+        self._all = frozenset(filters)
+        self._by_path: dict[str, set[str]] = {}
+        self._org_readers: set[str] = set()
+        for filter_id, node in filters.items():
+            for path in reads(node):
+                self._by_path.setdefault(path, set()).add(filter_id)
+                if path.startswith("org."):
+                    self._org_readers.add(filter_id)
+
+    def affected(self, changed: set[str]) -> set[str]:
+        """Filters whose result may differ after a change to `changed` ("*": any field;
+        "org_id" or "org.*": the contact's organization, so every `org.` reader)."""
+        if "*" in changed:
+            return set(self._all)
+        found: set[str] = set()
+        for path in changed:
+            found |= self._by_path.get(path, set())
+            if path in ("org_id", "org.*"):
+                found |= self._org_readers
+        return found

@@ -308,3 +308,27 @@ def test_filters_round_trip_through_json(document):
     node = parse(document, "contact")
     assert parse(to_json(node), "contact") == node
     assert to_json(parse(to_json(node), "contact")) == to_json(node)
+
+
+def test_changed_paths_and_the_field_index():
+    from chalicelib.domain.filters import FieldIndex, changed_paths
+
+    old = {"name": "a", "tags": ["x"], "attributes": {"plan": "free", "n": 1}, "version": 1}
+    new = {"name": "a", "tags": ["x", "y"], "attributes": {"plan": "pro", "n": 1}, "version": 2}
+    assert changed_paths(old, new) == {"tags", "attributes.plan"}
+    assert changed_paths(None, new) == {"*"}
+    with_lists = {"attributes": {"langs": ["go"], "n": 1}}
+    assert changed_paths(with_lists, {"attributes": {"langs": ["go", "py"], "n": 1}}) == {
+        "attributes.langs"}
+    assert changed_paths(with_lists, {"attributes": {"langs": ["go"]}}) == {"attributes.n"}
+    index = FieldIndex({
+        "by_tags": parse(leaf("tags", "has_any", ["y"]), "contact"),
+        "by_plan": parse(leaf("attributes.plan", "eq", "pro"), "contact"),
+        "by_n": parse(leaf("attributes.n", "gt", 0), "contact"),
+        "by_org": parse(leaf("org.name", "eq", "Acme"), "contact"),
+        "everyone": parse({"all": []}, "contact"),
+    })
+    assert index.affected(changed_paths(old, new)) == {"by_tags", "by_plan"}
+    assert index.affected({"org_id"}) == {"by_org"}
+    assert index.affected({"title"}) == set()
+    assert index.affected({"*"}) == {"by_tags", "by_plan", "by_n", "by_org", "everyone"}
