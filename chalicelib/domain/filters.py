@@ -560,11 +560,11 @@ def _value_test(leaf: FieldLeaf) -> Callable[[Any, Moment], bool]:
                                                   "not_within_last")):
         return _time_test(op, value, stored_format=leaf.type is FieldType.TIMESTAMP)
     if op in ("eq", "neq", "in", "not_in") and leaf.type is FieldType.STRING:
-        folded = frozenset(item.casefold() for item in ([value] if op in ("eq", "neq")
-                                                        else value))
+        choices = frozenset(item.casefold() for item in ([value] if op in ("eq", "neq")
+                                                         else value))
         if op in ("eq", "in"):
-            return lambda actual, at: actual.casefold() in folded
-        return lambda actual, at: actual.casefold() not in folded
+            return lambda actual, at: actual.casefold() in choices
+        return lambda actual, at: actual.casefold() not in choices
     if op in ("eq", "neq", "in", "not_in"):
         options = [value] if op in ("eq", "neq") else list(value)
         by_kind: dict[str, set[Any]] = {}
@@ -600,16 +600,17 @@ def _value_test(leaf: FieldLeaf) -> Callable[[Any, Moment], bool]:
     if op in ("has_any", "has_all", "has_none"):
         wanted = frozenset(item.casefold() for item in value)
 
-        def folded(actual: Any) -> set[Any] | None:
+        def elements(actual: Any) -> set[Any] | None:
             if not isinstance(actual, list):
                 return None
             return {item.casefold() if isinstance(item, str) else item for item in actual}
 
         if op == "has_any":
-            return lambda actual, at: (p := folded(actual)) is not None and not wanted.isdisjoint(p)
+            return lambda actual, at: (e := elements(actual)) is not None \
+                and not wanted.isdisjoint(e)
         if op == "has_all":
-            return lambda actual, at: (p := folded(actual)) is not None and wanted <= p
-        return lambda actual, at: (p := folded(actual)) is not None and wanted.isdisjoint(p)
+            return lambda actual, at: (e := elements(actual)) is not None and wanted <= e
+        return lambda actual, at: (e := elements(actual)) is not None and wanted.isdisjoint(e)
     return _order_test(op, value)
 
 

@@ -129,7 +129,8 @@ def test_activity_conditions_use_the_stats_the_stream_keeps(http, workspace, run
     http("POST", "/activities", key, {"items": [
         {"contact_id": busy["id"], "type": "github.star"} for _ in range(3)] + [
         {"contact_id": quiet["id"], "type": "github.star"},
-        {"contact_id": quiet["id"], "type": "slack.message", "occurred_at": "2020-01-01T00:00:00Z"}]})
+        {"contact_id": quiet["id"], "type": "slack.message",
+         "occurred_at": "2020-01-01T00:00:00Z"}]})
     runtime.drain()
     starred = {"activity": {"type": "github.star", "within_days": 30}, "op": "count_gte",
                "value": 2}
