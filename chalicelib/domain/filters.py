@@ -419,10 +419,6 @@ def _getter(path: str) -> Getter:
     return lambda view: view.record.get(path)
 
 
-def _missing(value: Any) -> bool:
-    return value is None or value == []
-
-
 def _fold(value: Any) -> Any:
     return value.casefold() if isinstance(value, str) else value
 
