@@ -3,7 +3,7 @@
 from aws_lambda_powertools.logging import correlation_paths
 from chalice import Chalice, ConvertToMiddleware
 
-from chalicelib.adapters import api, streams
+from chalicelib.adapters import api, backfill, streams
 from chalicelib.observability import logger, metrics, tracer
 
 app = Chalice(app_name="segments")
@@ -15,3 +15,4 @@ app.register_middleware(ConvertToMiddleware(tracer.capture_lambda_handler))
 
 app.register_blueprint(api.bp)
 app.register_blueprint(streams.bp)
+app.register_blueprint(backfill.bp)

@@ -10,6 +10,8 @@ from chalicelib.adapters import deps
 from chalicelib.adapters import schemas as s
 from chalicelib.adapters.http import Api, Call
 from chalicelib.domain.identity import Principal, Role
+from chalicelib.domain.membership import Segment
+from chalicelib.services.segments import RulesDiff
 
 
 def _authenticate(authorization: str | None) -> Principal:
@@ -203,3 +205,123 @@ def preview_segment(call: Call) -> s.PreviewOut:
     out = _OUT[body.kind]
     return s.PreviewOut(count=preview.count, sample=[
         out.model_validate(record).model_dump(mode="json") for record in preview.sample])
+
+
+# -- segments --------------------------------------------------------------------------------
+
+def _segment_out(segment: Segment) -> s.SegmentOut:
+    backfill = segment.backfill
+    return s.SegmentOut(
+        id=segment.id, kind=segment.kind, name=segment.name, description=segment.description,
+        visibility=segment.visibility, owner=segment.owner, rules=segment.rules.to_json(),
+        status=segment.status, member_count=segment.member_count,
+        last_evaluated_at=segment.last_evaluated_at, created_at=segment.created_at,
+        updated_at=segment.updated_at,
+        backfill=s.BackfillOut(run=backfill["run"], reason=backfill["reason"],
+                               started_at=backfill["started_at"],
+                               shards_done=len(backfill.get("done", [])), shards_total=16,
+                               processed=int(backfill.get("processed", 0)))
+        if backfill else None)
+
+
+def _caller(call: Call) -> Principal:
+    assert call.principal is not None
+    return call.principal
+
+
+@api.route("/segments", "POST", summary="Create a segment (rules, members, or both)",
+           body=s.SegmentIn, response=s.SegmentCreated, status=201, tag="segments")
+def create_segment(call: Call) -> s.SegmentCreated:
+    segment, result = deps.segments().create(_caller(call), call.body.model_dump())
+    return s.SegmentCreated(**_segment_out(segment).model_dump(), members_result=(
+        s.MembersResultOut.model_validate(result) if call.body.members else None))
+
+
+@api.route("/segments", "GET", summary="The segments the caller may see",
+           response=s.SegmentList, tag="segments")
+def list_segments(call: Call) -> s.SegmentList:
+    return s.SegmentList(items=[_segment_out(x) for x in deps.segments().visible(_caller(call))])
+
+
+@api.route("/segments/{id}", "GET", summary="A segment with its status and counts",
+           response=s.SegmentOut, tag="segments")
+def get_segment(call: Call) -> s.SegmentOut:
+    return _segment_out(deps.segments().get(_caller(call), call.params["id"]))
+
+
+@api.route("/segments/{id}", "PATCH",
+           summary="Edit name, description, rules (?dry_run=true: what the edit would do)",
+           body=s.SegmentPatch, response=s.SegmentOut, tag="segments")
+def update_segment(call: Call) -> s.SegmentOut | s.RulesDiffOut:
+    dry_run = call.query.get("dry_run", "false").lower() in ("true", "1", "yes")
+    outcome = deps.segments().update(_caller(call), call.params["id"], _fields(call.body),
+                                     dry_run=dry_run)
+    if isinstance(outcome, RulesDiff):
+        return s.RulesDiffOut.model_validate(outcome)
+    return _segment_out(outcome)
+
+
+@api.route("/segments/{id}", "DELETE", summary="Delete a segment and its memberships",
+           status=204, tag="segments")
+def delete_segment(call: Call) -> None:
+    deps.segments().delete(_caller(call), call.params["id"])
+
+
+@api.route("/segments/{id}/members", "GET", summary="Members with source and added_at",
+           response=s.MemberPage, paginated=True, tag="segments")
+def segment_members(call: Call) -> s.MemberPage:
+    page = deps.segments().members(_caller(call), call.params["id"], call.limit, call.cursor)
+    return s.MemberPage(items=page.items, next_cursor=page.next_cursor)
+
+
+@api.route("/segments/{id}/members", "POST", summary="Add records by hand",
+           body=s.MembersIn, response=s.MembersResultOut, tag="segments")
+def add_segment_members(call: Call) -> s.MembersResultOut:
+    result = deps.segments().add_members(_caller(call), call.params["id"], call.body.ids)
+    return s.MembersResultOut.model_validate(result)
+
+
+@api.route("/segments/{id}/members/remove", "POST",
+           summary="Remove records by hand (those the rules would re-add are excluded)",
+           body=s.MembersIn, response=s.RemoveResultOut, tag="segments")
+def remove_segment_members(call: Call) -> s.RemoveResultOut:
+    result = deps.segments().remove_members(_caller(call), call.params["id"], call.body.ids)
+    return s.RemoveResultOut.model_validate(result)
+
+
+@api.route("/segments/{id}/exclusions/{record_id}", "DELETE",
+           summary="Lift an exclusion (the record comes back if it satisfies the rules)",
+           status=204, tag="segments")
+def lift_exclusion(call: Call) -> None:
+    deps.segments().lift_exclusion(_caller(call), call.params["id"], call.params["record_id"])
+
+
+@api.route("/segments/{id}/organizations", "GET",
+           summary="Organizations the members of a contact segment work for",
+           response=s.SegmentOrganizations, tag="segments")
+def segment_organizations(call: Call) -> s.SegmentOrganizations:
+    return s.SegmentOrganizations(
+        items=deps.segments().organizations(_caller(call), call.params["id"]))
+
+
+@api.route("/segments/{id}/history", "GET", summary="Membership events, newest first",
+           response=s.HistoryPage, paginated=True, tag="segments")
+def segment_history(call: Call) -> s.HistoryPage:
+    page = deps.segments().history(_caller(call), call.params["id"], call.limit, call.cursor)
+    return s.HistoryPage(items=[s.HistoryEvent.model_validate(e) for e in page.items],
+                         next_cursor=page.next_cursor)
+
+
+@api.route("/segments/{id}/explain/{record_id}", "GET",
+           summary="Is the record in, why, and every condition's result",
+           response=s.Explanation, tag="segments")
+def explain_membership(call: Call) -> s.Explanation:
+    return s.Explanation.model_validate(deps.segments().explain(
+        _caller(call), call.params["id"], call.params["record_id"]))
+
+
+@api.route("/segments/{id}/reevaluate", "POST", summary="Evaluate the rules again (a backfill)",
+           response=s.Accepted, status=202, tag="segments")
+def reevaluate_segment(call: Call) -> s.Accepted:
+    segment = deps.segments().reevaluate(_caller(call), call.params["id"])
+    return s.Accepted(status="backfilling", segment=_segment_out(segment))

@@ -9,6 +9,7 @@ from chalicelib.domain.records import format_timestamp
 from chalicelib.services.identity import IdentityService
 from chalicelib.services.records import RecordsService
 from chalicelib.services.search import SearchService
+from chalicelib.services.segments import SegmentsService
 from chalicelib.settings import Settings, get_settings
 
 
@@ -43,6 +44,20 @@ def _search(settings: Settings) -> SearchService:
 
     return SearchService(DynamoRecordStore(), DynamoMembershipReader(),
                          lambda: datetime.now(UTC))
+
+
+@lru_cache(maxsize=4)
+def _segments(settings: Settings) -> SegmentsService:
+    from chalicelib.persistence.queues import SqsBackfillQueue
+    from chalicelib.persistence.repositories import DynamoRecordStore
+    from chalicelib.persistence.segments import DynamoSegmentStore
+
+    return SegmentsService(DynamoSegmentStore(), DynamoRecordStore(), _search(settings),
+                           SqsBackfillQueue(), lambda: datetime.now(UTC))
+
+
+def segments() -> SegmentsService:
+    return _segments(bound_settings())
 
 
 def search() -> SearchService:

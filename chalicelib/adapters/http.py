@@ -47,6 +47,7 @@ class Call:
     principal: Principal | None
     body: Any
     params: dict[str, str]
+    query: dict[str, str]
     limit: int = DEFAULT_LIMIT
     cursor: str | None = None
 
@@ -186,10 +187,10 @@ class Api:
                 else:
                     principal.require_workspace()
             body = validate(spec.body, read_json(request.raw_body)) if spec.body else None
-            limit, cursor = (_page_args(dict(request.query_params or {})) if spec.paginated
-                             else (DEFAULT_LIMIT, None))
-            result = function(Call(principal=principal, body=body, params=params, limit=limit,
-                                   cursor=cursor))
+            query = dict(request.query_params or {})
+            limit, cursor = _page_args(query) if spec.paginated else (DEFAULT_LIMIT, None)
+            result = function(Call(principal=principal, body=body, params=params, query=query,
+                                   limit=limit, cursor=cursor))
         except DomainError as error:
             status = next((code for kind, code in _STATUS.items() if isinstance(error, kind)), 400)
             return error_response(status, error.code, error.message, error.details)

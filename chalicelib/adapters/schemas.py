@@ -218,3 +218,126 @@ class ActivitiesBody(RootModel[Annotated[
 
     def activities(self) -> list[ActivityIn]:
         return self.root.items if isinstance(self.root, ActivitiesIn) else [self.root]
+
+
+# -- segments --------------------------------------------------------------------------------
+
+class SegmentIn(Strict):
+    kind: Literal["contact", "organization"]
+    name: str = Field(min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=2000)
+    visibility: Literal["team", "personal"] = "team"
+    rules: dict[str, Any] | None = Field(
+        default=None, description='{"add": FILTER|null, "remove": {"mode", "filter"}}')
+    members: list[str] = Field(default_factory=list, max_length=1000)
+
+
+class SegmentPatch(Strict):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=2000)
+    rules: dict[str, Any] | None = None
+
+
+class BackfillOut(Out):
+    run: str
+    reason: str
+    started_at: str
+    shards_done: int
+    shards_total: int
+    processed: int
+
+
+class SegmentOut(Out):
+    id: str
+    kind: str
+    name: str
+    description: str | None
+    visibility: str
+    owner: str
+    rules: dict[str, Any]
+    status: str = Field(description="backfilling | ready | error")
+    member_count: int
+    last_evaluated_at: str | None
+    backfill: BackfillOut | None
+    created_at: str
+    updated_at: str
+
+
+class MembersIn(Strict):
+    ids: list[str] = Field(min_length=1, max_length=1000)
+
+
+class Rejected(Out):
+    id: str
+    reason: str
+
+
+class MembersResultOut(Out):
+    added: list[str]
+    already: list[str]
+    rejected: list[Rejected]
+
+
+class SegmentCreated(SegmentOut):
+    members_result: MembersResultOut | None = None
+
+
+class RemoveResultOut(Out):
+    removed: list[str]
+    excluded: list[str] = Field(description="still satisfy the rules: kept out until lifted")
+    not_member: list[str]
+
+
+class SegmentList(Out):
+    items: list[SegmentOut]
+    next_cursor: str | None = None
+
+
+class RulesDiffOut(Out):
+    dry_run: bool = True
+    would_add: int
+    would_remove: int
+    sample_add: list[str]
+    sample_remove: list[str]
+
+
+class MemberPage(Out):
+    items: list[dict[str, Any]] = Field(description="records with source and added_at")
+    next_cursor: str | None
+
+
+class SegmentOrganizations(Out):
+    items: list[dict[str, Any]] = Field(description="organizations with member_count")
+    next_cursor: str | None = None
+
+
+class HistoryEvent(Out):
+    record_id: str
+    action: str
+    reason: str
+    at: str
+    actor: str
+
+
+class HistoryPage(Out):
+    items: list[HistoryEvent]
+    next_cursor: str | None
+
+
+class Explanation(Out):
+    record_id: str
+    member: bool
+    source: str | None
+    added_at: str | None
+    excluded: bool
+    matches_add: bool
+    auto_removes: bool
+    remove_mode: str
+    why: str
+    add: dict[str, Any] | None
+    remove: dict[str, Any] | None
+
+
+class Accepted(Out):
+    status: str
+    segment: SegmentOut

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from chalicelib.persistence.queues import backfill_queue_name
 from chalicelib.settings import Settings
 
 IMPORTS_QUEUE = "segments-imports"
@@ -18,13 +19,22 @@ def _client(service: str, settings: Settings) -> Any:
     return boto3.client(service, region_name=settings.region, endpoint_url=endpoint)
 
 
-def ensure_queue(sqs: Any, name: str, *, max_receive_count: int = 4) -> tuple[str, str]:
-    """A queue with a dead-letter queue `<name>-dlq`; answers (url, arn)."""
+def ensure_queue(sqs: Any, name: str, *, max_receive_count: int = 4,
+                 visibility_timeout: int = 30) -> tuple[str, str]:
+    """A queue with a dead-letter queue `<name>-dlq`; answers (url, arn). An existing queue
+    is used as it is (its attributes were set by whoever made it)."""
+    try:
+        url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+            "Attributes"]["QueueArn"]
+        return url, arn
+    except sqs.exceptions.QueueDoesNotExist:
+        pass
     dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
         "Attributes"]["QueueArn"]
     url = sqs.create_queue(QueueName=name, Attributes={
-        "VisibilityTimeout": "30",
+        "VisibilityTimeout": str(visibility_timeout),
         "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn,
                                      "maxReceiveCount": str(max_receive_count)}),
     })["QueueUrl"]
@@ -56,5 +66,7 @@ def bootstrap(settings: Settings) -> None:
     if settings.s3_endpoint:
         s3 = _client("s3", settings)
         ensure_bucket(s3, settings.imports_bucket)
-        _, queue_arn = ensure_queue(_client("sqs", settings), IMPORTS_QUEUE)
+        sqs = _client("sqs", settings)
+        _, queue_arn = ensure_queue(sqs, IMPORTS_QUEUE)
         route_bucket_to_queue(s3, settings.imports_bucket, queue_arn)
+        ensure_queue(sqs, backfill_queue_name(), visibility_timeout=10)

@@ -139,19 +139,55 @@ class ByRecordIndex(GlobalSecondaryIndex["MembershipItem"]):
 
 
 class MembershipItem(Model):
-    """pk = W#<ws>#S#<segment_id>#<shard>, sk = record id."""
+    """Everything about a segment's members, keyed under the segment (docs/data-model.md)."""
 
     class Meta(_Meta):
         table_name = "segments-memberships"
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
+    kind = DiscriminatorAttribute()
     workspace_id = UnicodeAttribute()
     segment_id = UnicodeAttribute()
-    record_key = UnicodeAttribute()
+    record_key = UnicodeAttribute(null=True)
+    by_record = ByRecordIndex()
+
+
+class MemberItem(MembershipItem, discriminator="member"):
+    """pk = W#<ws>#S#<segment>#<shard>, sk = record id; record_key feeds the by_record GSI."""
+
     source = UnicodeAttribute()
     added_at = UnicodeAttribute()
-    by_record = ByRecordIndex()
+    org_id = UnicodeAttribute(null=True)
+
+
+class ShardCountItem(MembershipItem, discriminator="shard_count"):
+    """pk = W#<ws>#S#<segment>#<shard>, sk = #count: members in that shard."""
+
+    members = NumberAttribute(default=0)
+
+
+class ExclusionItem(MembershipItem, discriminator="exclusion"):
+    """pk = W#<ws>#X#<segment>, sk = record id: kept out until lifted."""
+
+    excluded_at = UnicodeAttribute()
+    actor = UnicodeAttribute()
+
+
+class OrgCountItem(MembershipItem, discriminator="org_count"):
+    """pk = W#<ws>#SO#<segment>, sk = org id: members of a contact segment working there."""
+
+    member_count = NumberAttribute(default=0)
+
+
+class HistoryItem(MembershipItem, discriminator="history"):
+    """pk = W#<ws>#H#<segment>#<shard>, sk = <at>#<record id>#<event id>."""
+
+    record_id = UnicodeAttribute()
+    action = UnicodeAttribute()
+    reason = UnicodeAttribute()
+    at = UnicodeAttribute()
+    actor = UnicodeAttribute()
 
 
 # -- control ---------------------------------------------------------------------------------
@@ -189,7 +225,7 @@ class ApiKeyItem(ControlItem, discriminator="api_key"):
 
 class SegmentItem(ControlItem, discriminator="segment"):
     """pk = W#<ws>#SEG, sk = <segment id>: definition, rules and status of a segment.
-    Members live in the memberships table; `member_count` is kept by the membership writer."""
+    Members live in the memberships table; the count is the sum of its shard counts."""
 
     id = UnicodeAttribute()
     workspace_id = UnicodeAttribute()
@@ -200,11 +236,17 @@ class SegmentItem(ControlItem, discriminator="segment"):
     owner = UnicodeAttribute()
     rules = JSONAttribute(default=dict)
     status = UnicodeAttribute(default="ready")
-    member_count = NumberAttribute(default=0)
+    backfill = JSONAttribute(null=True)
     last_evaluated_at = UnicodeAttribute(null=True)
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()
     version = VersionAttribute()
+
+
+class SegmentNameItem(ControlItem, discriminator="segment_name"):
+    """pk = W#<ws>#SEGNAME#<case-folded name>, sk = #: names are unique per workspace."""
+
+    segment_id = UnicodeAttribute()
 
 
 class CheckpointItem(ControlItem, discriminator="checkpoint"):
@@ -229,6 +271,7 @@ class DeadLetterItem(ControlItem, discriminator="dead_letter"):
 TABLE_MODELS: tuple[type[Model], ...] = (RecordItem, MembershipItem, ControlItem)
 ALL_MODELS: tuple[type[Model], ...] = (
     RecordItem, ContactItem, OrganizationItem, ActivityItem, ActivityStatsItem, UniqueClaimItem,
-    MembershipItem, ControlItem, WorkspaceItem, ApiKeyItem, SegmentItem, CheckpointItem,
+    MembershipItem, MemberItem, ShardCountItem, ExclusionItem, OrgCountItem, HistoryItem,
+    ControlItem, WorkspaceItem, ApiKeyItem, SegmentItem, SegmentNameItem, CheckpointItem,
     DeadLetterItem,
 )

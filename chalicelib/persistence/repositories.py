@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import asdict
 from typing import Any, TypeVar
 
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
@@ -21,6 +22,7 @@ from chalicelib.persistence.models import (
     ActivityStatsItem,
     ApiKeyItem,
     ContactItem,
+    MemberItem,
     MembershipItem,
     OrganizationItem,
     RecordItem,
@@ -333,30 +335,44 @@ class DynamoRecordStore:
             return ActivityStatsItem(stats_pk(workspace_id, contact_id), contact_id,
                                      workspace_id=workspace_id, contact_id=contact_id)
 
+    def record(self, workspace_id: str, kind: str, record_id: str) -> dict[str, Any] | None:
+        """A contact or an organization as a plain dict (the shape bulk reads give)."""
+        found: Contact | Organization | None = (
+            self.get_contact(workspace_id, record_id) if kind == "contact"
+            else self.get_organization(workspace_id, record_id) if kind == "organization"
+            else None)
+        return asdict(found) if found is not None else None
+
     def activity_stats(self, workspace_id: str, contact_id: str) -> ActivityStats:
         item = self._stats_item(workspace_id, contact_id)
         return ActivityStats(days=dict(item.days or {}), totals=dict(item.totals or {}))
 
     # bulk reads of a whole workspace, as plain dicts (see raw.py)
 
-    def contacts_of_workspace(self, workspace_id: str) -> Iterator[dict[str, Any]]:
-        return self._partitions(workspace_id, "C")
+    def contacts_of_workspace(self, workspace_id: str,
+                              shard: int | None = None) -> Iterator[dict[str, Any]]:
+        return self._partitions(workspace_id, "C", shard)
 
-    def organizations_of_workspace(self, workspace_id: str) -> Iterator[dict[str, Any]]:
-        return self._partitions(workspace_id, "O")
+    def organizations_of_workspace(self, workspace_id: str,
+                                   shard: int | None = None) -> Iterator[dict[str, Any]]:
+        return self._partitions(workspace_id, "O", shard)
 
-    def activity_stats_of_workspace(self, workspace_id: str) -> dict[str, ActivityStats]:
+    def activity_stats_of_workspace(self, workspace_id: str,
+                                    shard: int | None = None) -> dict[str, ActivityStats]:
         return {item["contact_id"]: ActivityStats(days=item.get("days") or {},
                                                   totals=item.get("totals") or {})
-                for item in self._partitions(workspace_id, "AS")}
+                for item in self._partitions(workspace_id, "AS", shard)}
 
     def activities_of_workspace(self, workspace_id: str) -> Iterator[dict[str, Any]]:
         for key in workspace_partitions(workspace_id, "ACT"):
             yield from query_items(RecordItem.Meta.table_name, "ws_key", key,
                                    index="by_workspace")
 
-    def _partitions(self, workspace_id: str, what: str) -> Iterator[dict[str, Any]]:
-        for key in workspace_partitions(workspace_id, what):
+    def _partitions(self, workspace_id: str, what: str,
+                    shard: int | None = None) -> Iterator[dict[str, Any]]:
+        """One shard (backfills work shard by shard) or all of them."""
+        keys = workspace_partitions(workspace_id, what)
+        for key in keys if shard is None else [keys[shard]]:
             yield from query_items(RecordItem.Meta.table_name, "pk", key)
 
     def add_counts(self, workspace_id: str, deltas: dict[str, int]) -> None:
@@ -373,11 +389,13 @@ class DynamoMembershipReader:
     def members_of(self, workspace_id: str, segment_id: str) -> set[str]:
         return {item["sk"] for shard in range(MEMBERSHIP_SHARDS)
                 for item in query_items(MembershipItem.Meta.table_name, "pk",
-                                        f"W#{workspace_id}#S#{segment_id}#{shard:02d}")}
+                                        f"W#{workspace_id}#S#{segment_id}#{shard:02d}")
+                if not item["sk"].startswith("#")}
 
     def segments_of(self, workspace_id: str, record_id: str) -> list[dict[str, str]]:
         return [{"segment_id": item.segment_id, "source": item.source, "added_at": item.added_at}
-                for item in MembershipItem.by_record.query(record_key(workspace_id, record_id))]
+                for item in MembershipItem.by_record.query(record_key(workspace_id, record_id))
+                if isinstance(item, MemberItem)]
 
 
 class DynamoIdentityStore:

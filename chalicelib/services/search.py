@@ -37,10 +37,16 @@ MATCH_ALL: dict[str, Any] = {"all": []}
 class WorkspaceRecords(Protocol):
     """Bulk reads of one workspace (persistence.repositories.DynamoRecordStore)."""
 
-    def contacts_of_workspace(self, workspace_id: str) -> Iterable[dict[str, Any]]: ...
-    def organizations_of_workspace(self, workspace_id: str) -> Iterable[dict[str, Any]]: ...
+    def contacts_of_workspace(self, workspace_id: str,
+                              shard: int | None = None) -> Iterable[dict[str, Any]]: ...
+    def organizations_of_workspace(self, workspace_id: str,
+                                   shard: int | None = None) -> Iterable[dict[str, Any]]: ...
     def activities_of_workspace(self, workspace_id: str) -> Iterable[dict[str, Any]]: ...
-    def activity_stats_of_workspace(self, workspace_id: str) -> dict[str, ActivityStats]: ...
+    def activity_stats_of_workspace(self, workspace_id: str,
+                                    shard: int | None = None) -> dict[str, ActivityStats]: ...
+    def record(self, workspace_id: str, kind: str, record_id: str) -> dict[str, Any] | None: ...
+    def activity_stats(self, workspace_id: str, contact_id: str) -> ActivityStats: ...
+    def contact_ids_of_organization(self, workspace_id: str, org_id: str) -> list[str]: ...
 
 
 class SegmentMembers(Protocol):
@@ -146,8 +152,10 @@ class SearchService:
             if predicate(view, at):
                 yield dict(view.record)
 
-    def views(self, workspace_id: str, kind: str, node: Node) -> Iterator[RecordView]:
-        """Records as filters see them, loading only what the filter reads."""
+    def views(self, workspace_id: str, kind: str, node: Node,
+              shard: int | None = None) -> Iterator[RecordView]:
+        """Records as filters see them (all, or one storage shard), loading only what the
+        filter reads."""
         read = reads(node)
         segments = {segment_id: self._members.members_of(workspace_id, segment_id)
                     for segment_id in segment_references(node)}
@@ -160,24 +168,46 @@ class SearchService:
                 yield RecordView(activity)
             return
         needs_activity = ACTIVITY_READ in read
-        stats = (self._records.activity_stats_of_workspace(workspace_id) if needs_activity
-                 else {})
+        contact_shard = shard if kind == "contact" else None
+        stats = (self._records.activity_stats_of_workspace(workspace_id, contact_shard)
+                 if needs_activity else {})
         if kind == "organization":
             by_org: dict[str, list[ActivityStats]] = {}
             if needs_activity:
                 for contact in self._records.contacts_of_workspace(workspace_id):
                     if contact.get("org_id") and contact["id"] in stats:
                         by_org.setdefault(contact["org_id"], []).append(stats[contact["id"]])
-            for org in self._records.organizations_of_workspace(workspace_id):
+            for org in self._records.organizations_of_workspace(workspace_id, shard):
                 yield RecordView(org, activity=OrganizationActivity(by_org.get(org["id"], [])),
                                  segments=memberships(org["id"]))
             return
         orgs = ({org["id"]: org for org in self._records.organizations_of_workspace(workspace_id)}
                 if any(path.startswith("org.") for path in read) else {})
-        for contact in self._records.contacts_of_workspace(workspace_id):
+        for contact in self._records.contacts_of_workspace(workspace_id, shard):
             org_id = contact.get("org_id")
             yield RecordView(contact, org=orgs.get(org_id) if org_id else None,
                              activity=stats.get(contact["id"]), segments=memberships(contact["id"]))
+
+    def view_of(self, workspace_id: str, kind: str, record_id: str,
+                node: Node) -> RecordView | None:
+        """One record as filters see it (explain, manual adds, live changes)."""
+        record = self._records.record(workspace_id, kind, record_id)
+        if record is None:
+            return None
+        read = reads(node)
+        org = None
+        if kind == "contact" and record.get("org_id") and any(p.startswith("org.") for p in read):
+            org = self._records.record(workspace_id, "organization", str(record["org_id"]))
+        activity: Any = None
+        if ACTIVITY_READ in read and kind == "contact":
+            activity = self._records.activity_stats(workspace_id, record_id)
+        elif ACTIVITY_READ in read and kind == "organization":
+            activity = OrganizationActivity([
+                self._records.activity_stats(workspace_id, contact_id) for contact_id in
+                self._records.contact_ids_of_organization(workspace_id, record_id)])
+        segments = frozenset(segment_id for segment_id in segment_references(node)
+                             if record_id in self._members.members_of(workspace_id, segment_id))
+        return RecordView(record, org=org, activity=activity, segments=segments)
 
     def preview(self, workspace_id: str, kind: str, document: Any, limit: int) -> Preview:
         """How many records match, and the first `limit` of them (oldest first)."""

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from chalicelib.local.processes import ROOT, free_port
+from chalicelib.local.processes import ROOT
+from tests.e2e.conftest import OPERATOR, kill, start_service
+from tests.e2e.conftest import wait_for as _wait
 
 pytestmark = pytest.mark.e2e
-OPERATOR = "op_e2e_operator_key_abcdefghijklmnop"
 
 
 def _port_open(url: str) -> bool:
@@ -25,38 +24,6 @@ def _port_open(url: str) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex((host, int(port))) == 0
-
-
-def _wait(condition, timeout: float = 20.0, what: str = "condition"):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-@pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory):
-    local_dir = tmp_path_factory.mktemp("local")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SEGMENTS_")}
-    env.update(SEGMENTS_PORT=str(free_port()), SEGMENTS_LOCAL_DIR=str(local_dir),
-               SEGMENTS_OPERATOR_KEY=OPERATOR)
-    process = subprocess.Popen([sys.executable, "-m", "chalicelib.local", "run"], cwd=ROOT,
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               start_new_session=True)
-    runtime_file = Path(local_dir) / "runtime.json"
-    started = time.monotonic()
-    try:
-        _wait(lambda: runtime_file.exists() or process.poll() is not None, 90, "runtime.json")
-        assert process.poll() is None, process.stdout.read().decode()  # type: ignore[union-attr]
-        runtime = json.loads(runtime_file.read_text())
-        runtime["startup_seconds"] = time.monotonic() - started
-        yield runtime, process
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
 
 
 def test_runtime_json_and_health(service):
@@ -145,8 +112,15 @@ def test_operator_lists_dead_letters_of_the_running_runtime(service):
     assert "0 dead letter(s)" in done.stderr
 
 
-def test_sigterm_stops_every_child(service):
-    runtime, process = service
+def test_sigterm_stops_every_child(tmp_path):
+    runtime, process = start_service(tmp_path)
+    try:
+        _stop_and_check(runtime, process)
+    finally:
+        kill(process)
+
+
+def _stop_and_check(runtime, process):  # type: ignore[no-untyped-def]
     assert _port_open(runtime["dynamodb_endpoint"]) and _port_open(runtime["api_url"])
     os.killpg(process.pid, signal.SIGTERM)
     process.wait(timeout=30)

@@ -1,0 +1,336 @@
+"""Segments and their memberships in DynamoDB; the one membership writer lives here."""
+
+from __future__ import annotations
+
+import heapq
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.domain.errors import Conflict
+from chalicelib.domain.membership import Action, MembershipChange, Segment, parse_rules
+from chalicelib.domain.pages import Page, decode_cursor, encode_cursor
+from chalicelib.persistence.models import (
+    MEMBERSHIP_SHARDS,
+    ExclusionItem,
+    HistoryItem,
+    MemberItem,
+    MembershipItem,
+    OrgCountItem,
+    SegmentItem,
+    SegmentNameItem,
+    ShardCountItem,
+)
+from chalicelib.persistence.raw import query_items
+from chalicelib.persistence.repositories import record_key
+from chalicelib.persistence.tables import connection
+from chalicelib.services.ports import StaleVersion
+
+COUNT_SK = "#count"
+
+
+def member_pk(workspace_id: str, segment_id: str, shard: int) -> str:
+    return f"W#{workspace_id}#S#{segment_id}#{shard:02d}"
+
+
+def history_pk(workspace_id: str, segment_id: str, shard: int) -> str:
+    return f"W#{workspace_id}#H#{segment_id}#{shard:02d}"
+
+
+def exclusion_pk(workspace_id: str, segment_id: str) -> str:
+    return f"W#{workspace_id}#X#{segment_id}"
+
+
+def org_count_pk(workspace_id: str, segment_id: str) -> str:
+    return f"W#{workspace_id}#SO#{segment_id}"
+
+
+def segments_pk(workspace_id: str) -> str:
+    return f"W#{workspace_id}#SEG"
+
+
+def name_pk(workspace_id: str, name: str) -> str:
+    return f"W#{workspace_id}#SEGNAME#{name.strip().casefold()}"
+
+
+def _shard(record_id: str) -> int:
+    from chalicelib.domain.ids import shard_of
+
+    return shard_of(record_id, MEMBERSHIP_SHARDS)
+
+
+def _segment(item: SegmentItem, member_count: int = 0) -> Segment:
+    return Segment(
+        workspace_id=item.workspace_id, id=item.id, kind=item.record_kind, name=item.name,
+        description=item.description, visibility=item.visibility, owner=item.owner,
+        rules=parse_rules(item.rules, item.record_kind), status=item.status,
+        backfill=dict(item.backfill) if item.backfill else None,
+        last_evaluated_at=item.last_evaluated_at, created_at=item.created_at,
+        updated_at=item.updated_at, member_count=member_count, version=int(item.version or 0))
+
+
+def _segment_item(segment: Segment) -> SegmentItem:
+    item = SegmentItem(
+        segments_pk(segment.workspace_id), segment.id, workspace_id=segment.workspace_id,
+        id=segment.id, record_kind=segment.kind, name=segment.name,
+        description=segment.description, visibility=segment.visibility, owner=segment.owner,
+        rules=segment.rules.to_json(), status=segment.status, backfill=segment.backfill,
+        last_evaluated_at=segment.last_evaluated_at, created_at=segment.created_at,
+        updated_at=segment.updated_at)
+    if segment.version:
+        item.version = segment.version
+    return item
+
+
+def _failed(error: TransactWriteError) -> list[bool]:
+    return [bool(reason and reason.code == "ConditionalCheckFailed")
+            for reason in error.cancellation_reasons]
+
+
+class DynamoSegmentStore:
+    # -- segments ------------------------------------------------------------------------------
+
+    def add_segment(self, segment: Segment) -> None:
+        self._write_segment(None, segment)
+
+    def replace_segment(self, old: Segment, new: Segment) -> None:
+        self._write_segment(old, new)
+
+    def _write_segment(self, old: Segment | None, new: Segment) -> None:
+        renamed = old is None or old.name.strip().casefold() != new.name.strip().casefold()
+        try:
+            with TransactWrite(connection=connection()) as transaction:
+                condition = SegmentItem.pk.does_not_exist() if old is None else None
+                transaction.save(_segment_item(new), condition=condition)
+                if renamed:
+                    transaction.save(SegmentNameItem(
+                        name_pk(new.workspace_id, new.name), "#", segment_id=new.id),
+                        condition=SegmentNameItem.pk.does_not_exist())
+                    if old is not None:
+                        transaction.delete(SegmentNameItem(name_pk(old.workspace_id, old.name),
+                                                           "#"))
+        except TransactWriteError as error:
+            failed = _failed(error)
+            if renamed and len(failed) > 1 and failed[1]:
+                raise Conflict(f"a segment named '{new.name}' exists already",
+                               code="segment_name_taken",
+                               details={"path": "$.name"}) from None
+            if failed and failed[0]:
+                raise StaleVersion() from None
+            raise
+
+    def get_segment(self, workspace_id: str, segment_id: str) -> Segment | None:
+        try:
+            item = SegmentItem.get(segments_pk(workspace_id), segment_id, consistent_read=True)
+        except DoesNotExist:
+            return None
+        if not isinstance(item, SegmentItem):
+            return None
+        return _segment(item, self.member_count(workspace_id, segment_id))
+
+    def list_segments(self, workspace_id: str) -> list[Segment]:
+        return [_segment(item, self.member_count(workspace_id, item.id))
+                for item in SegmentItem.query(segments_pk(workspace_id))
+                if isinstance(item, SegmentItem)]
+
+    def delete_segment(self, segment: Segment) -> None:
+        """The segment, its name, and every member, count, exclusion and history event."""
+        ws, sid = segment.workspace_id, segment.id
+        partitions = ([member_pk(ws, sid, s) for s in range(MEMBERSHIP_SHARDS)]
+                      + [history_pk(ws, sid, s) for s in range(MEMBERSHIP_SHARDS)]
+                      + [exclusion_pk(ws, sid), org_count_pk(ws, sid)])
+        with TransactWrite(connection=connection()) as transaction:
+            transaction.delete(_segment_item(segment), add_version_condition=False)
+            transaction.delete(SegmentNameItem(name_pk(ws, segment.name), "#"))
+        with MembershipItem.batch_write() as batch:
+            for pk in partitions:
+                for item in query_items(MembershipItem.Meta.table_name, "pk", pk):
+                    batch.delete(MembershipItem(item["pk"], item["sk"]))
+
+    # -- members -------------------------------------------------------------------------------
+
+    def member_count(self, workspace_id: str, segment_id: str) -> int:
+        keys = [(member_pk(workspace_id, segment_id, s), COUNT_SK)
+                for s in range(MEMBERSHIP_SHARDS)]
+        return sum(int(item.members or 0) for item in ShardCountItem.batch_get(keys))
+
+    def member(self, workspace_id: str, segment_id: str, record_id: str) -> dict[str, Any] | None:
+        try:
+            item = MemberItem.get(member_pk(workspace_id, segment_id, _shard(record_id)),
+                                  record_id, consistent_read=True)
+        except DoesNotExist:
+            return None
+        return {"record_id": item.sk, "source": item.source, "added_at": item.added_at,
+                "org_id": item.org_id}
+
+    def shard_members(self, workspace_id: str, segment_id: str,
+                      shard: int) -> dict[str, dict[str, Any]]:
+        return {item["sk"]: item for item in query_items(
+            MembershipItem.Meta.table_name, "pk", member_pk(workspace_id, segment_id, shard),
+            consistent=True) if not item["sk"].startswith("#")}
+
+    def members_page(self, workspace_id: str, segment_id: str, limit: int,
+                     cursor: str | None) -> Page[dict[str, Any]]:
+        """Members in record-id order, merged across the shards."""
+        after = (decode_cursor(cursor) or {}).get("after")
+        streams = [self._shard_after(workspace_id, segment_id, shard, after)
+                   for shard in range(MEMBERSHIP_SHARDS)]
+        items = []
+        for item in heapq.merge(*streams, key=lambda member: member["sk"]):
+            items.append(item)
+            if len(items) > limit:
+                break
+        page = items[:limit]
+        more = len(items) > limit
+        return Page(items=page, next_cursor=encode_cursor({"after": page[-1]["sk"]})
+                    if more else None)
+
+    def _shard_after(self, workspace_id: str, segment_id: str, shard: int,
+                     after: str | None) -> Iterator[dict[str, Any]]:
+        for item in query_items(MembershipItem.Meta.table_name, "pk",
+                                member_pk(workspace_id, segment_id, shard)):
+            if not item["sk"].startswith("#") and (after is None or item["sk"] > after):
+                yield item
+
+    def apply(self, segment: Segment, change: MembershipChange, at: str, actor: str) -> bool:
+        """The membership writer for one record: the member item, the shard count, the
+        organization count and one history event change together or not at all. Answers
+        whether anything changed (an add of a member or a remove of a non-member is a no-op)."""
+        ws, sid, rid = segment.workspace_id, segment.id, change.record_id
+        shard = _shard(rid)
+        org_id = change.org_id
+        if change.action is Action.REMOVE:
+            current = self.member(ws, sid, rid)
+            if current is None:
+                return False
+            org_id = current.get("org_id")
+        delta = 1 if change.action is Action.ADD else -1
+        try:
+            with TransactWrite(connection=connection()) as transaction:
+                member = MemberItem(member_pk(ws, sid, shard), rid, workspace_id=ws,
+                                    segment_id=sid, record_key=record_key(ws, rid),
+                                    source=change.source, added_at=at, org_id=org_id)
+                if change.action is Action.ADD:
+                    transaction.save(member, condition=MemberItem.pk.does_not_exist())
+                else:
+                    transaction.delete(member, condition=MemberItem.pk.exists())
+                transaction.update(
+                    ShardCountItem(member_pk(ws, sid, shard), COUNT_SK),
+                    actions=[ShardCountItem.members.add(delta),
+                             ShardCountItem.workspace_id.set(ws),
+                             ShardCountItem.segment_id.set(sid)])
+                if org_id and segment.kind == "contact":
+                    transaction.update(
+                        OrgCountItem(org_count_pk(ws, sid), org_id),
+                        actions=[OrgCountItem.member_count.add(delta),
+                                 OrgCountItem.workspace_id.set(ws),
+                                 OrgCountItem.segment_id.set(sid)])
+                transaction.save(self._event(segment, change, at, actor, uuid.uuid4().hex[:12]))
+        except TransactWriteError as error:
+            if _failed(error)[:1] == [True]:
+                return False
+            raise
+        return True
+
+    def apply_shard(self, segment: Segment, shard: int, changes: list[MembershipChange],
+                    moved: list[tuple[dict[str, Any], str | None]], final_count: int, at: str,
+                    actor: str, run: str) -> None:
+        """The bulk path of the writer (backfills: the only writer of the segment while it
+        runs). Batch writes; history events keyed by run, so a re-run writes the same ones;
+        then the shard's exact count."""
+        ws, sid = segment.workspace_id, segment.id
+        with MembershipItem.batch_write() as batch:
+            for change in changes:
+                rid = change.record_id
+                if change.action is Action.ADD:
+                    batch.save(MemberItem(member_pk(ws, sid, shard), rid, workspace_id=ws,
+                                          segment_id=sid, record_key=record_key(ws, rid),
+                                          source=change.source, added_at=at,
+                                          org_id=change.org_id))
+                else:
+                    batch.delete(MemberItem(member_pk(ws, sid, shard), rid))
+                batch.save(self._event(segment, change, at, actor, run))
+            for member, org_id in moved:  # members whose contact changed organization
+                batch.save(MemberItem(member_pk(ws, sid, shard), member["sk"], workspace_id=ws,
+                                      segment_id=sid, record_key=member["record_key"],
+                                      source=member["source"], added_at=member["added_at"],
+                                      org_id=org_id))
+        ShardCountItem(member_pk(ws, sid, shard), COUNT_SK, workspace_id=ws, segment_id=sid,
+                       members=final_count).save()
+
+    def _event(self, segment: Segment, change: MembershipChange, at: str, actor: str,
+               event_id: str) -> HistoryItem:
+        ws, sid, rid = segment.workspace_id, segment.id, change.record_id
+        action = "added" if change.action is Action.ADD else "removed"
+        return HistoryItem(history_pk(ws, sid, _shard(rid)), f"{at}#{rid}#{event_id}",
+                           workspace_id=ws, segment_id=sid, record_id=rid, action=action,
+                           reason=change.reason, at=at, actor=actor)
+
+    def recount_organizations(self, segment: Segment) -> None:
+        """Set every organization count of a contact segment from its members."""
+        ws, sid = segment.workspace_id, segment.id
+        counts: dict[str, int] = {}
+        for shard in range(MEMBERSHIP_SHARDS):
+            for member in self.shard_members(ws, sid, shard).values():
+                if member.get("org_id"):
+                    counts[member["org_id"]] = counts.get(member["org_id"], 0) + 1
+        stale = [item["sk"] for item in query_items(MembershipItem.Meta.table_name, "pk",
+                                                      org_count_pk(ws, sid))
+                 if item["sk"] not in counts]
+        with OrgCountItem.batch_write() as batch:
+            for org_id, count in counts.items():
+                batch.save(OrgCountItem(org_count_pk(ws, sid), org_id, workspace_id=ws,
+                                        segment_id=sid, member_count=count))
+            for org_id in stale:
+                batch.delete(OrgCountItem(org_count_pk(ws, sid), org_id))
+
+    def organizations(self, workspace_id: str, segment_id: str) -> dict[str, int]:
+        return {item["sk"]: int(item.get("member_count", 0)) for item in query_items(
+            MembershipItem.Meta.table_name, "pk", org_count_pk(workspace_id, segment_id),
+            consistent=True) if int(item.get("member_count", 0)) > 0}
+
+    # -- exclusions ----------------------------------------------------------------------------
+
+    def exclusions(self, workspace_id: str, segment_id: str) -> set[str]:
+        return {item["sk"] for item in query_items(
+            MembershipItem.Meta.table_name, "pk", exclusion_pk(workspace_id, segment_id),
+            consistent=True)}
+
+    def exclude(self, segment: Segment, record_id: str, at: str, actor: str) -> None:
+        ExclusionItem(exclusion_pk(segment.workspace_id, segment.id), record_id,
+                      workspace_id=segment.workspace_id, segment_id=segment.id,
+                      excluded_at=at, actor=actor).save()
+
+    def lift_exclusion(self, segment: Segment, record_id: str) -> bool:
+        try:
+            ExclusionItem(exclusion_pk(segment.workspace_id, segment.id), record_id).delete(
+                condition=ExclusionItem.pk.exists())
+        except Exception as error:  # noqa: BLE001 - only "was not excluded" is expected
+            if "ConditionalCheckFailed" in str(error):
+                return False
+            raise
+        return True
+
+    # -- history -------------------------------------------------------------------------------
+
+    def history(self, workspace_id: str, segment_id: str, limit: int,
+                cursor: str | None) -> Page[dict[str, Any]]:
+        """Membership events, newest first, merged across the shards."""
+        before = (decode_cursor(cursor) or {}).get("before")
+        streams = [
+            (item for item in sorted(query_items(MembershipItem.Meta.table_name, "pk",
+                                                 history_pk(workspace_id, segment_id, shard)),
+                                     key=lambda e: e["sk"], reverse=True)
+             if before is None or item["sk"] < before)
+            for shard in range(MEMBERSHIP_SHARDS)]
+        items = []
+        for item in heapq.merge(*streams, key=lambda e: e["sk"], reverse=True):
+            items.append(item)
+            if len(items) > limit:
+                break
+        page = items[:limit]
+        return Page(items=page, next_cursor=encode_cursor({"before": page[-1]["sk"]})
+                    if len(items) > limit else None)
