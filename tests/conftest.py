@@ -111,3 +111,15 @@ def make_workspace(http: Http):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def workspace(make_workspace) -> TestWorkspace:  # type: ignore[no-untyped-def]
     return make_workspace()
+
+
+@pytest.fixture
+def runtime(settings: Any) -> Any:
+    """The local event runtime over the real app, pumped by the test (`runtime.drain()`),
+    delivering only what the test writes (not what earlier tests left in the stream)."""
+    from app import app
+    from chalicelib.local.events import EventRuntime
+
+    events = EventRuntime(app, settings)
+    events.skip_to_latest()
+    return events

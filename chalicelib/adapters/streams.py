@@ -83,7 +83,8 @@ def handle_record(record: DynamoDBRecord) -> None:
 
 @bp.on_dynamodb_record(stream_arn=os.environ.get("SEGMENTS_RECORDS_STREAM_ARN",
                                                  LOCAL_RECORDS_STREAM),
-                       batch_size=100, name="records_stream")
+                       batch_size=100, starting_position="TRIM_HORIZON",
+                       name="records_stream")
 def records_stream(event: DynamoDBEvent) -> dict[str, Any]:
     _, idempotency = _apply_once()
     idempotency.register_lambda_context(event.context)

@@ -44,14 +44,30 @@ def plain(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def query_items(table: str, key_name: str, key_value: str, *, index: str | None = None,
-                consistent: bool = False) -> Iterator[dict[str, Any]]:
-    """Every item of one partition (of the table or a GSI), page after page, as plain dicts."""
+                consistent: bool = False, descending: bool = False,
+                sort_below: str | None = None, sort_above: str | None = None,
+                page_size: int | None = None) -> Iterator[dict[str, Any]]:
+    """The items of one partition (of the table or a GSI), page after page, as plain dicts;
+    optionally newest first and only sort keys below/above a bound (`sk`)."""
     client = dynamodb_client()
+    condition = "#k = :v"
+    values: dict[str, Any] = {":v": {"S": key_value}}
+    names = {"#k": key_name}
+    if sort_below is not None:
+        condition += " AND #s < :below"
+        values[":below"] = {"S": sort_below}
+        names["#s"] = "sk"
+    if sort_above is not None:
+        condition += " AND #s > :above"
+        values[":above"] = {"S": sort_above}
+        names["#s"] = "sk"
     args: dict[str, Any] = {
-        "TableName": table, "KeyConditionExpression": "#k = :v",
-        "ExpressionAttributeNames": {"#k": key_name},
-        "ExpressionAttributeValues": {":v": {"S": key_value}},
+        "TableName": table, "KeyConditionExpression": condition,
+        "ExpressionAttributeNames": names, "ExpressionAttributeValues": values,
+        "ScanIndexForward": not descending,
     }
+    if page_size:
+        args["Limit"] = page_size
     if index:
         args["IndexName"] = index
     elif consistent:

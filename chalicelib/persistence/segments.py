@@ -191,8 +191,9 @@ class DynamoSegmentStore:
     def _shard_after(self, workspace_id: str, segment_id: str, shard: int,
                      after: str | None) -> Iterator[dict[str, Any]]:
         for item in query_items(MembershipItem.Meta.table_name, "pk",
-                                member_pk(workspace_id, segment_id, shard)):
-            if not item["sk"].startswith("#") and (after is None or item["sk"] > after):
+                                member_pk(workspace_id, segment_id, shard), sort_above=after,
+                                page_size=201):
+            if not item["sk"].startswith("#"):
                 yield item
 
     def apply(self, segment: Segment, change: MembershipChange, at: str, actor: str) -> bool:
@@ -320,12 +321,10 @@ class DynamoSegmentStore:
                 cursor: str | None) -> Page[dict[str, Any]]:
         """Membership events, newest first, merged across the shards."""
         before = (decode_cursor(cursor) or {}).get("before")
-        streams = [
-            (item for item in sorted(query_items(MembershipItem.Meta.table_name, "pk",
-                                                 history_pk(workspace_id, segment_id, shard)),
-                                     key=lambda e: e["sk"], reverse=True)
-             if before is None or item["sk"] < before)
-            for shard in range(MEMBERSHIP_SHARDS)]
+        streams = [query_items(MembershipItem.Meta.table_name, "pk",
+                               history_pk(workspace_id, segment_id, shard), descending=True,
+                               sort_below=before, page_size=limit + 1)
+                   for shard in range(MEMBERSHIP_SHARDS)]
         items = []
         for item in heapq.merge(*streams, key=lambda e: e["sk"], reverse=True):
             items.append(item)

@@ -3,18 +3,8 @@ sorting, activity conditions, bad input."""
 
 from __future__ import annotations
 
-import pytest
-
 ECONOMIC_IDEAL = {"all": [{"field": "tags", "op": "has_all",
                            "value": ["Economic buyer", "Ideal persona"]}]}
-
-
-@pytest.fixture(scope="module")
-def runtime(settings):
-    from app import app
-    from chalicelib.local.events import EventRuntime
-
-    return EventRuntime(app, settings)
 
 
 def seed_guide_example(http, key):

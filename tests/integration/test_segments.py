@@ -4,17 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import OPERATOR_KEY
-
 BUYERS = {"field": "tags", "op": "has_any", "value": ["buyer"]}
-
-
-@pytest.fixture(scope="module")
-def runtime(settings):
-    from app import app
-    from chalicelib.local.events import EventRuntime
-
-    return EventRuntime(app, settings)
 
 
 @pytest.fixture
@@ -81,9 +71,11 @@ def test_bad_segment_input(http, workspace):
          "invalid_rules", "$.rules.remove.filter"),
         ({"kind": "contact", "name": "x", "rules": {"add": BUYERS, "keep": 1}}, "invalid_rules",
          "$.rules.keep"),
-        ({"kind": "organization", "name": "x", "rules": {"add": {"field": "email", "op": "exists"}}},
+        ({"kind": "organization", "name": "x",
+          "rules": {"add": {"field": "email", "op": "exists"}}},
          "invalid_filter", "$.rules.add.field"),
-        ({"kind": "contact", "name": "x", "rules": {"add": {"segment": "s_nope", "op": "member"}}},
+        ({"kind": "contact", "name": "x",
+          "rules": {"add": {"segment": "s_nope", "op": "member"}}},
          "invalid_filter", "$.rules"),
         ({"kind": "contact", "name": "x", "members": "c_1"}, "invalid_request", "$.members"),
     ]
