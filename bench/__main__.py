@@ -5,9 +5,10 @@ from __future__ import annotations
 import sys
 import warnings
 
-from bench import cold_import, filters, records
+from bench import backfill, cold_import, filters, records
 
-BENCHES = {"records": records.run, "cold_import": cold_import.run, "filters": filters.run}
+BENCHES = {"records": records.run, "cold_import": cold_import.run, "filters": filters.run,
+           "backfill": backfill.run}
 
 
 def main() -> None:

@@ -127,17 +127,6 @@ class UniqueClaimItem(RecordItem, discriminator="claim"):
 
 # -- memberships -----------------------------------------------------------------------------
 
-class ByRecordIndex(GlobalSecondaryIndex["MembershipItem"]):
-    """Segments a record is in: record_key = W#<ws>#R#<record_id>, sorted by segment id."""
-
-    class Meta:
-        index_name = "by_record"
-        projection = AllProjection()
-
-    record_key = UnicodeAttribute(hash_key=True)
-    segment_id = UnicodeAttribute(range_key=True)
-
-
 class MembershipItem(Model):
     """Everything about a segment's members, keyed under the segment (docs/data-model.md)."""
 
@@ -149,12 +138,11 @@ class MembershipItem(Model):
     kind = DiscriminatorAttribute()
     workspace_id = UnicodeAttribute()
     segment_id = UnicodeAttribute()
-    record_key = UnicodeAttribute(null=True)
-    by_record = ByRecordIndex()
 
 
 class MemberItem(MembershipItem, discriminator="member"):
-    """pk = W#<ws>#S#<segment>#<shard>, sk = record id; record_key feeds the by_record GSI."""
+    """pk = W#<ws>#S#<segment>#<shard>, sk = record id. No secondary index: membership writes
+    are the hot path; a profile finds its segments with one batch-get per 100 segments."""
 
     source = UnicodeAttribute()
     added_at = UnicodeAttribute()
@@ -175,7 +163,8 @@ class ExclusionItem(MembershipItem, discriminator="exclusion"):
 
 
 class OrgCountItem(MembershipItem, discriminator="org_count"):
-    """pk = W#<ws>#SO#<segment>, sk = org id: members of a contact segment working there."""
+    """pk = W#<ws>#SO#<segment>, sk = <org id>#<shard>: members of a contact segment working
+    there, per member shard (a backfill shard sets its own exactly; the sum is the count)."""
 
     member_count = NumberAttribute(default=0)
 

@@ -5,6 +5,7 @@ PynamoDB's per-item model instantiation."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -79,3 +80,41 @@ def query_items(table: str, key_name: str, key_value: str, *, index: str | None 
         if "LastEvaluatedKey" not in page:
             return
         args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _typed(value: Any) -> dict[str, Any]:
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, (int, float)):
+        return {"N": str(value)}
+    if value is None:
+        return {"NULL": True}
+    return {"S": str(value)}
+
+
+def batch_write(table: str, puts: list[dict[str, Any]], deletes: list[dict[str, str]],
+                workers: int = 2) -> None:
+    """BatchWriteItem in chunks of 25 over a few threads; unprocessed items are retried with
+    exponential backoff (PynamoDB retries without backoff, then raises)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    client = dynamodb_client()
+    requests = [{"PutRequest": {"Item": {k: _typed(v) for k, v in item.items()
+                                         if v is not None}}} for item in puts]
+    requests += [{"DeleteRequest": {"Key": {k: {"S": v} for k, v in key.items()}}}
+                 for key in deletes]
+
+    def send(chunk: list[dict[str, Any]]) -> None:
+        pending: dict[str, Any] = {table: chunk}
+        delay = 0.05
+        for _ in range(12):
+            pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+            if not pending:
+                return
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+        raise RuntimeError(f"{sum(len(v) for v in pending.values())} writes still unprocessed")
+
+    chunks = [requests[i:i + 25] for i in range(0, len(requests), 25)]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(send, chunks))

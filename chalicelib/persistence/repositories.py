@@ -78,10 +78,6 @@ def workspace_pk(workspace_id: str) -> str:
     return f"W#{workspace_id}"
 
 
-def record_key(workspace_id: str, record_id: str) -> str:
-    return f"W#{workspace_id}#R#{record_id}"
-
-
 # -- conversions -----------------------------------------------------------------------------
 
 def _versioned(item: _V, version: int) -> _V:
@@ -393,9 +389,18 @@ class DynamoMembershipReader:
                 if not item["sk"].startswith("#")}
 
     def segments_of(self, workspace_id: str, record_id: str) -> list[dict[str, str]]:
-        return [{"segment_id": item.segment_id, "source": item.source, "added_at": item.added_at}
-                for item in MembershipItem.by_record.query(record_key(workspace_id, record_id))
-                if isinstance(item, MemberItem)]
+        """The segments a record is in: a batch-get of its member key in every segment of the
+        workspace (memberships carry no secondary index; see docs/data-model.md)."""
+        from chalicelib.persistence.models import SegmentItem
+
+        shard = shard_of(record_id, MEMBERSHIP_SHARDS)
+        keys = [(f"W#{workspace_id}#S#{item.sk}#{shard:02d}", record_id)
+                for item in SegmentItem.query(f"W#{workspace_id}#SEG")
+                if isinstance(item, SegmentItem)]
+        found = [item for item in MemberItem.batch_get(keys) if isinstance(item, MemberItem)]
+        return sorted(({"segment_id": item.segment_id, "source": item.source,
+                        "added_at": item.added_at} for item in found),
+                      key=lambda s: s["segment_id"])
 
 
 class DynamoIdentityStore:

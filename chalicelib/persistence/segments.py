@@ -24,8 +24,7 @@ from chalicelib.persistence.models import (
     SegmentNameItem,
     ShardCountItem,
 )
-from chalicelib.persistence.raw import query_items
-from chalicelib.persistence.repositories import record_key
+from chalicelib.persistence.raw import batch_write, query_items
 from chalicelib.persistence.tables import connection
 from chalicelib.services.ports import StaleVersion
 
@@ -83,6 +82,13 @@ def _segment_item(segment: Segment) -> SegmentItem:
     if segment.version:
         item.version = segment.version
     return item
+
+
+def _member(ws: str, sid: str, pk: str, record_id: str, source: str, added_at: str,
+            org_id: str | None) -> dict[str, Any]:
+    """A member item as plain attributes (the bulk writer's form of MemberItem)."""
+    return {"pk": pk, "sk": record_id, "kind": "member", "workspace_id": ws, "segment_id": sid,
+            "source": source, "added_at": added_at, "org_id": org_id}
 
 
 def _failed(error: TransactWriteError) -> list[bool]:
@@ -212,7 +218,7 @@ class DynamoSegmentStore:
         try:
             with TransactWrite(connection=connection()) as transaction:
                 member = MemberItem(member_pk(ws, sid, shard), rid, workspace_id=ws,
-                                    segment_id=sid, record_key=record_key(ws, rid),
+                                    segment_id=sid,
                                     source=change.source, added_at=at, org_id=org_id)
                 if change.action is Action.ADD:
                     transaction.save(member, condition=MemberItem.pk.does_not_exist())
@@ -225,11 +231,13 @@ class DynamoSegmentStore:
                              ShardCountItem.segment_id.set(sid)])
                 if org_id and segment.kind == "contact":
                     transaction.update(
-                        OrgCountItem(org_count_pk(ws, sid), org_id),
+                        OrgCountItem(org_count_pk(ws, sid), f"{org_id}#{shard:02d}"),
                         actions=[OrgCountItem.member_count.add(delta),
                                  OrgCountItem.workspace_id.set(ws),
                                  OrgCountItem.segment_id.set(sid)])
-                transaction.save(self._event(segment, change, at, actor, uuid.uuid4().hex[:12]))
+                event = self._event(segment, change, at, actor, uuid.uuid4().hex[:12])
+                del event["kind"]
+                transaction.save(HistoryItem(event.pop("pk"), event.pop("sk"), **event))
         except TransactWriteError as error:
             if _failed(error)[:1] == [True]:
                 return False
@@ -243,55 +251,53 @@ class DynamoSegmentStore:
         runs). Batch writes; history events keyed by run, so a re-run writes the same ones;
         then the shard's exact count."""
         ws, sid = segment.workspace_id, segment.id
-        with MembershipItem.batch_write() as batch:
-            for change in changes:
-                rid = change.record_id
-                if change.action is Action.ADD:
-                    batch.save(MemberItem(member_pk(ws, sid, shard), rid, workspace_id=ws,
-                                          segment_id=sid, record_key=record_key(ws, rid),
-                                          source=change.source, added_at=at,
-                                          org_id=change.org_id))
-                else:
-                    batch.delete(MemberItem(member_pk(ws, sid, shard), rid))
-                batch.save(self._event(segment, change, at, actor, run))
-            for member, org_id in moved:  # members whose contact changed organization
-                batch.save(MemberItem(member_pk(ws, sid, shard), member["sk"], workspace_id=ws,
-                                      segment_id=sid, record_key=member["record_key"],
-                                      source=member["source"], added_at=member["added_at"],
-                                      org_id=org_id))
+        pk = member_pk(ws, sid, shard)
+        puts: list[dict[str, Any]] = []
+        deletes = []
+        for change in changes:
+            rid = change.record_id
+            if change.action is Action.ADD:
+                puts.append(_member(ws, sid, pk, rid, change.source, at, change.org_id))
+            else:
+                deletes.append({"pk": pk, "sk": rid})
+            puts.append(self._event(segment, change, at, actor, run))
+        for member, org_id in moved:  # members whose contact changed organization
+            puts.append(_member(ws, sid, pk, member["sk"], member["source"],
+                                member["added_at"], org_id))
+        batch_write(MembershipItem.Meta.table_name, puts, deletes)
         ShardCountItem(member_pk(ws, sid, shard), COUNT_SK, workspace_id=ws, segment_id=sid,
                        members=final_count).save()
 
     def _event(self, segment: Segment, change: MembershipChange, at: str, actor: str,
-               event_id: str) -> HistoryItem:
+               event_id: str) -> dict[str, Any]:
+        """A history event as plain attributes (HistoryItem's fields)."""
         ws, sid, rid = segment.workspace_id, segment.id, change.record_id
-        action = "added" if change.action is Action.ADD else "removed"
-        return HistoryItem(history_pk(ws, sid, _shard(rid)), f"{at}#{rid}#{event_id}",
-                           workspace_id=ws, segment_id=sid, record_id=rid, action=action,
-                           reason=change.reason, at=at, actor=actor)
+        return {"pk": history_pk(ws, sid, _shard(rid)), "sk": f"{at}#{rid}#{event_id}",
+                "kind": "history", "workspace_id": ws, "segment_id": sid, "record_id": rid,
+                "action": "added" if change.action is Action.ADD else "removed",
+                "reason": change.reason, "at": at, "actor": actor}
 
-    def recount_organizations(self, segment: Segment) -> None:
-        """Set every organization count of a contact segment from its members."""
+    def set_shard_organizations(self, segment: Segment, shard: int,
+                                counts: dict[str, int]) -> None:
+        """The organization counts of one member shard, exactly (backfills)."""
         ws, sid = segment.workspace_id, segment.id
-        counts: dict[str, int] = {}
-        for shard in range(MEMBERSHIP_SHARDS):
-            for member in self.shard_members(ws, sid, shard).values():
-                if member.get("org_id"):
-                    counts[member["org_id"]] = counts.get(member["org_id"], 0) + 1
-        stale = [item["sk"] for item in query_items(MembershipItem.Meta.table_name, "pk",
-                                                      org_count_pk(ws, sid))
-                 if item["sk"] not in counts]
-        with OrgCountItem.batch_write() as batch:
-            for org_id, count in counts.items():
-                batch.save(OrgCountItem(org_count_pk(ws, sid), org_id, workspace_id=ws,
-                                        segment_id=sid, member_count=count))
-            for org_id in stale:
-                batch.delete(OrgCountItem(org_count_pk(ws, sid), org_id))
+        suffix = f"#{shard:02d}"
+        stale = [item["sk"] for item in query_items(
+            MembershipItem.Meta.table_name, "pk", org_count_pk(ws, sid), consistent=True)
+            if item["sk"].endswith(suffix) and item["sk"][:-len(suffix)] not in counts]
+        batch_write(MembershipItem.Meta.table_name, [
+            {"pk": org_count_pk(ws, sid), "sk": f"{org_id}{suffix}", "kind": "org_count",
+             "workspace_id": ws, "segment_id": sid, "member_count": count}
+            for org_id, count in counts.items()],
+            [{"pk": org_count_pk(ws, sid), "sk": sk} for sk in stale])
 
     def organizations(self, workspace_id: str, segment_id: str) -> dict[str, int]:
-        return {item["sk"]: int(item.get("member_count", 0)) for item in query_items(
-            MembershipItem.Meta.table_name, "pk", org_count_pk(workspace_id, segment_id),
-            consistent=True) if int(item.get("member_count", 0)) > 0}
+        counts: dict[str, int] = {}
+        for item in query_items(MembershipItem.Meta.table_name, "pk",
+                                org_count_pk(workspace_id, segment_id), consistent=True):
+            org_id = item["sk"].rsplit("#", 1)[0]
+            counts[org_id] = counts.get(org_id, 0) + int(item.get("member_count", 0))
+        return {org_id: count for org_id, count in counts.items() if count > 0}
 
     # -- exclusions ----------------------------------------------------------------------------
 

@@ -48,7 +48,8 @@ class SegmentStore(Protocol):
     def apply_shard(self, segment: Segment, shard: int, changes: list[MembershipChange],
                     moved: list[tuple[dict[str, Any], str | None]], final_count: int, at: str,
                     actor: str, run: str) -> None: ...
-    def recount_organizations(self, segment: Segment) -> None: ...
+    def set_shard_organizations(self, segment: Segment, shard: int,
+                                counts: dict[str, int]) -> None: ...
     def organizations(self, workspace_id: str, segment_id: str) -> dict[str, int]: ...
     def exclusions(self, workspace_id: str, segment_id: str) -> set[str]: ...
     def exclude(self, segment: Segment, record_id: str, at: str, actor: str) -> None: ...
@@ -373,12 +374,14 @@ class SegmentsService:
         changes: list[MembershipChange] = []
         moved: list[tuple[dict[str, Any], str | None]] = []
         final = set(members)
+        orgs = {record_id: member.get("org_id") for record_id, member in members.items()}
         seen = 0
         for view in self._search.views(workspace_id, segment.kind, _reads_node(segment.rules),
                                        shard=shard):
             seen += 1
             record_id = str(view.record["id"])
             org_id = view.record.get("org_id")
+            orgs[record_id] = org_id
             member = members.get(record_id)
             action = evaluator.decide(view, at, member=member is not None,
                                       excluded=record_id in excluded)
@@ -400,6 +403,8 @@ class SegmentsService:
                 final.discard(record_id)
         self._store.apply_shard(segment, shard, changes, moved, len(final),
                                 str(segment.backfill["started_at"]), "system", run)
+        if segment.kind == "contact":
+            self._store.set_shard_organizations(segment, shard, _org_counts(final, orgs))
         self._finish_shard(workspace_id, segment_id, run, shard, seen)
 
     def _finish_shard(self, workspace_id: str, segment_id: str, run: str, shard: int,
@@ -412,8 +417,6 @@ class SegmentsService:
             backfill = {**segment.backfill, "done": done,
                         "processed": int(segment.backfill.get("processed", 0)) + processed}
             finished = len(done) == SHARDS
-            if finished and segment.kind == "contact":
-                self._store.recount_organizations(segment)
             updated = replace(segment, backfill=backfill,
                               status="ready" if finished else "backfilling",
                               last_evaluated_at=self._now() if finished
@@ -444,6 +447,15 @@ class SegmentsService:
                     removes.append(record_id)
         return RulesDiff(len(adds), len(removes), sorted(adds)[:SAMPLE],
                          sorted(removes)[:SAMPLE])
+
+
+def _org_counts(members: set[str], orgs: dict[str, str | None]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for record_id in members:
+        org_id = orgs.get(record_id)
+        if org_id:
+            counts[org_id] = counts.get(org_id, 0) + 1
+    return counts
 
 
 def _references(rules: Rules) -> frozenset[str]:
