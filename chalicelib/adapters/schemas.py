@@ -125,6 +125,7 @@ class OrganizationOut(Out):
 
 class SegmentMembershipOut(Out):
     segment_id: str
+    name: str
     source: str
     added_at: str
 

@@ -394,12 +394,13 @@ class DynamoMembershipReader:
         from chalicelib.persistence.models import SegmentItem
 
         shard = shard_of(record_id, MEMBERSHIP_SHARDS)
-        keys = [(f"W#{workspace_id}#S#{item.sk}#{shard:02d}", record_id)
-                for item in SegmentItem.query(f"W#{workspace_id}#SEG")
-                if isinstance(item, SegmentItem)]
+        names = {item.sk: item.name for item in SegmentItem.query(f"W#{workspace_id}#SEG")
+                 if isinstance(item, SegmentItem)}
+        keys = [(f"W#{workspace_id}#S#{segment_id}#{shard:02d}", record_id)
+                for segment_id in names]
         found = [item for item in MemberItem.batch_get(keys) if isinstance(item, MemberItem)]
-        return sorted(({"segment_id": item.segment_id, "source": item.source,
-                        "added_at": item.added_at} for item in found),
+        return sorted(({"segment_id": item.segment_id, "name": names[item.segment_id],
+                        "source": item.source, "added_at": item.added_at} for item in found),
                       key=lambda s: s["segment_id"])
 
 

@@ -136,3 +136,4 @@ def test_the_guides_walkthrough(service):
     _, profile = member("GET", f"/contacts/{people['dev']}")
     assert profile["segments"][0]["segment_id"] == seg
     assert profile["segments"][0]["source"] == "manual"
+    assert profile["segments"][0]["name"] == "Economic buyers who fit the persona"

@@ -145,3 +145,40 @@ def test_create_with_members_and_organization_segments(http, workspace, runtime)
     assert [m["id"] for m in members] == [org["id"]]
     assert small["id"] not in {m["id"] for m in members}
     assert http("GET", f"/segments/{big['id']}/organizations", key).status == 400
+
+
+def test_counts_and_history_stay_exact_under_concurrent_writers(http, workspace):
+    """Eight writers add and remove overlapping records at once: every real change is counted
+    once and has exactly one history event."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from chalicelib.adapters import deps
+    from chalicelib.domain.identity import Principal, Role
+
+    key = workspace.admin_key
+    org = http("POST", "/organizations", key, {"name": "O"}).body["id"]
+    ids = [http("POST", "/contacts", key, {"name": f"p{i}", "org_id": org}).body["id"]
+           for i in range(12)]
+    seg = http("POST", "/segments", key, {"kind": "contact", "name": "Busy"}).body["id"]
+    admin = Principal(workspace_id=workspace.id, user_id="admin", role=Role.ADMIN)
+    service = deps.segments()
+
+    def writer(n: int) -> None:
+        for round_ in range(3):
+            batch = ids[(n + round_) % 4::2]
+            service.add_members(admin, seg, batch)
+            if n % 2:
+                service.remove_members(admin, seg, batch[:2])
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(writer, range(8)))
+
+    members = http("GET", f"/segments/{seg}/members?limit=200", key).body["items"]
+    segment = http("GET", f"/segments/{seg}", key).body
+    assert segment["member_count"] == len(members)
+    orgs = http("GET", f"/segments/{seg}/organizations", key).body["items"]
+    assert sum(o["member_count"] for o in orgs) == len(members)
+    history = http("GET", f"/segments/{seg}/history?limit=200", key).body["items"]
+    added = sum(1 for e in history if e["action"] == "added")
+    removed = sum(1 for e in history if e["action"] == "removed")
+    assert added - removed == len(members)  # every event is a real change, once
