@@ -92,7 +92,9 @@ def test_a_user_session_and_the_streams_really_pump(service):
 def test_the_readme_tour_runs_as_written(service):
     runtime, _ = service
     readme = (ROOT / "README.md").read_text()
-    tour = readme.split("In another terminal:\n\n```sh\n", 1)[1].split("```", 1)[0]
+    # the tour, then every later shell example (filters, segments), in one shell session
+    after = readme.split("In another terminal:\n\n", 1)[1]
+    tour = "\n".join(block.split("```", 1)[0] for block in after.split("```sh\n")[1:])
     script = "set -euo pipefail\n" + tour.replace("http://127.0.0.1:8000", runtime["api_url"]) \
         .replace("op_tour_key", OPERATOR)
     done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
@@ -100,6 +102,8 @@ def test_the_readme_tour_runs_as_written(service):
     assert '"code": "email_taken"' in done.stdout
     assert '"last_active_at": "2026-12-01T09:00:00Z"' in done.stdout
     assert '"path": "$.tags[1]"' in done.stdout
+    assert '"count": 1' in done.stdout  # the filters example's preview
+    assert '"name": "Economic buyers who fit the persona"' in done.stdout
 
 
 def test_operator_lists_dead_letters_of_the_running_runtime(service):
