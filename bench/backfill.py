@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import os
 import statistics
-import time
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.common import fresh_dynamodb, report, timed
+from bench.common import fresh_dynamodb, raw_scan, report, seed_contacts, timed
 from bench.filters import synthetic_contacts
 
 RULES = {"add": {"all": [
@@ -36,27 +35,14 @@ def run() -> dict[str, float]:
     with fresh_dynamodb() as settings:
         from chalicelib.domain.identity import Principal, Role
         from chalicelib.domain.ids import new_id
-        from chalicelib.domain.records import Contact
-        from chalicelib.persistence.models import ContactItem
-        from chalicelib.persistence.repositories import (
-            DynamoMembershipReader,
-            DynamoRecordStore,
-            contact_item,
-            workspace_partitions,
-        )
+        from chalicelib.persistence.repositories import DynamoMembershipReader, DynamoRecordStore
         from chalicelib.persistence.segments import DynamoSegmentStore
         from chalicelib.persistence.tables import dynamodb_client
         from chalicelib.services.search import SearchService
         from chalicelib.services.segments import SegmentsService
 
         workspace = "ws_bench"
-        with ContactItem.batch_write() as batch:
-            for record in synthetic_contacts(n):
-                batch.save(contact_item(Contact(
-                    workspace_id=workspace, id=new_id("c"), name=record["name"],
-                    tags=record["tags"], country=record["country"],
-                    attributes=record["attributes"], created_at="2026-12-01T00:00:00Z",
-                    updated_at="2026-12-01T00:00:00Z")))
+        seed_contacts(workspace, synthetic_contacts(n))
         clock = lambda: datetime.now(UTC)  # noqa: E731
         queue = CollectingQueue()
         store = DynamoSegmentStore()
@@ -78,18 +64,7 @@ def run() -> dict[str, float]:
 
         def raw(items_per_member: int) -> Any:
             def scan_and_write() -> None:
-                ids = []
-                for key in workspace_partitions(workspace, "C"):
-                    args: dict[str, Any] = {
-                        "TableName": settings.records_table,
-                        "KeyConditionExpression": "pk = :v",
-                        "ExpressionAttributeValues": {":v": {"S": key}}}
-                    while True:
-                        page = client.query(**args)
-                        ids += [item["sk"]["S"] for item in page["Items"]]
-                        if "LastEvaluatedKey" not in page:
-                            break
-                        args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+                ids = raw_scan(settings, workspace)
                 segment = new_id("raw")
                 wanted = ids[: members[0]] * items_per_member
                 requests = [{"PutRequest": {"Item": {
@@ -128,5 +103,4 @@ def run() -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    started = time.perf_counter()
     run()

@@ -50,3 +50,41 @@ def report(name: str, rows: list[tuple[str, str]]) -> None:
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         print(f"  {label:<{width}}  {value}")
+
+
+def seed_contacts(workspace_id: str, records: list[dict[str, Any]]) -> float:
+    """Batch-write contacts (as the API stores them) straight to the table; seconds taken."""
+    from chalicelib.domain.ids import new_id
+    from chalicelib.domain.records import Contact
+    from chalicelib.persistence.models import ContactItem
+    from chalicelib.persistence.repositories import contact_item
+
+    started = time.perf_counter()
+    with ContactItem.batch_write() as batch:
+        for record in records:
+            batch.save(contact_item(Contact(
+                workspace_id=workspace_id, id=new_id("c"), name=record["name"],
+                title=record.get("title"), tags=record["tags"], country=record.get("country"),
+                attributes=record["attributes"], created_at="2026-12-01T00:00:00Z",
+                updated_at="2026-12-01T00:00:00Z")))
+    return time.perf_counter() - started
+
+
+def raw_scan(settings: Any, workspace_id: str) -> list[str]:
+    """The naive baseline: the same queries the service makes, with boto3, nothing else."""
+    from chalicelib.persistence.repositories import workspace_partitions
+    from chalicelib.persistence.tables import dynamodb_client
+
+    client = dynamodb_client(settings)
+    ids = []
+    for key in workspace_partitions(workspace_id, "C"):
+        args: dict[str, Any] = {"TableName": settings.records_table,
+                                "KeyConditionExpression": "pk = :v",
+                                "ExpressionAttributeValues": {":v": {"S": key}}}
+        while True:
+            page = client.query(**args)
+            ids += [item["sk"]["S"] for item in page["Items"]]
+            if "LastEvaluatedKey" not in page:
+                break
+            args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return ids

@@ -10,10 +10,9 @@ from __future__ import annotations
 import os
 import random
 import statistics
-import time
 from datetime import UTC, datetime
 
-from bench.common import fresh_dynamodb, report, timed
+from bench.common import fresh_dynamodb, raw_scan, report, seed_contacts, timed
 from chalicelib.domain.filters import (
     FieldIndex,
     Moment,
@@ -124,53 +123,20 @@ def field_index_gain(rounds: int) -> dict[str, float]:
 
 def preview_vs_raw_scan(n: int, rounds: int) -> dict[str, float]:
     with fresh_dynamodb() as settings:
-        from chalicelib.domain.ids import new_id
-        from chalicelib.domain.records import Contact
-        from chalicelib.persistence.models import ContactItem
-        from chalicelib.persistence.repositories import (
-            DynamoMembershipReader,
-            DynamoRecordStore,
-            contact_item,
-            workspace_partitions,
-        )
-        from chalicelib.persistence.tables import dynamodb_client
+        from chalicelib.persistence.repositories import DynamoMembershipReader, DynamoRecordStore
         from chalicelib.services.search import SearchService
 
         workspace = "ws_bench"
-        started = time.perf_counter()
-        with ContactItem.batch_write() as batch:
-            for record in synthetic_contacts(n):
-                batch.save(contact_item(Contact(
-                    workspace_id=workspace, id=new_id("c"), name=record["name"],
-                    title=record["title"], tags=record["tags"], country=record["country"],
-                    attributes=record["attributes"], created_at="2026-12-01T00:00:00Z",
-                    updated_at="2026-12-01T00:00:00Z")))
-        seeded = time.perf_counter() - started
+        seeded = seed_contacts(workspace, synthetic_contacts(n))
         service = SearchService(DynamoRecordStore(), DynamoMembershipReader(),
                                 lambda: datetime.now(UTC))
-        client = dynamodb_client(settings)
-
-        def raw_scan() -> int:
-            count = 0
-            for key in workspace_partitions(workspace, "C"):
-                args = {"TableName": settings.records_table,
-                        "KeyConditionExpression": "pk = :v",
-                        "ExpressionAttributeValues": {":v": {"S": key}}}
-                while True:
-                    page = client.query(**args)
-                    count += len(page["Items"])
-                    if "LastEvaluatedKey" not in page:
-                        break
-                    args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-            return count
-
-        assert raw_scan() == n
+        assert len(raw_scan(settings, workspace)) == n
         result = service.preview(workspace, "contact", CONDITION, 10)
         preview_times, raw_times = [], []
         for _ in range(rounds):
             preview_times.append(timed(lambda: service.preview(workspace, "contact",
                                                                CONDITION, 10)))
-            raw_times.append(timed(raw_scan))
+            raw_times.append(timed(lambda: raw_scan(settings, workspace)))
     preview, raw = statistics.median(preview_times), statistics.median(raw_times)
     return {"n": float(n), "matches": float(result.count), "seed_s": seeded,
             "preview_s": preview, "raw_s": raw, "ratio": preview / raw}

@@ -13,18 +13,9 @@ from pathlib import Path
 import pytest
 
 from chalicelib.local.processes import ROOT, free_port
+from tests.helpers import wait_for
 
 OPERATOR = "op_e2e_operator_key_abcdefghijklmnop"
-
-
-def wait_for(condition, timeout: float = 20.0, what: str = "condition"):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def start_service(local_dir: Path) -> tuple[dict, subprocess.Popen]:  # type: ignore[type-arg]

@@ -14,7 +14,7 @@ import requests
 
 from chalicelib.local.processes import ROOT
 from tests.e2e.conftest import OPERATOR, kill, start_service
-from tests.e2e.conftest import wait_for as _wait
+from tests.helpers import wait_for as _wait
 
 pytestmark = pytest.mark.e2e
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.e2e.conftest import OPERATOR, wait_for
+from tests.e2e.conftest import OPERATOR
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.e2e
 ECONOMIC_IDEAL = {"all": [{"field": "tags", "op": "has_all",

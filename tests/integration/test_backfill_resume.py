@@ -7,9 +7,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 from chalicelib.local.processes import ROOT
+from tests.helpers import wait_for
 
 CONTACTS = 20_000
 RULES = {"add": {"any": [{"field": "tags", "op": "has_any", "value": ["buyer"]},
@@ -37,16 +37,6 @@ def worker(settings) -> subprocess.Popen:  # type: ignore[no-untyped-def, type-a
                             start_new_session=True)
 
 
-def wait(condition, timeout: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out: {what}")
-
-
 def members(store, workspace_id: str, segment_id: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
     return {record_id: member["source"] for shard in range(16)
             for record_id, member in store.shard_members(workspace_id, segment_id, shard).items()}
@@ -68,7 +58,7 @@ def test_a_killed_backfill_resumes_to_the_same_membership(http, workspace, setti
                        {"kind": "contact", "name": "Interrupted", "rules": RULES}).body["id"]
     first = worker(settings)
     try:
-        wait(lambda: progress(interrupted)[0] >= 3, 120, "three shards done")
+        wait_for(lambda: progress(interrupted)[0] >= 3, 120, "three shards done", every=0.05)
     finally:
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
@@ -78,11 +68,11 @@ def test_a_killed_backfill_resumes_to_the_same_membership(http, workspace, setti
     # When a new worker starts, it resumes (the in-flight shard comes back from the queue)
     second = worker(settings)
     try:
-        wait(lambda: progress(interrupted)[1] == "ready", 180, "the resumed backfill")
+        wait_for(lambda: progress(interrupted)[1] == "ready", 180, "the resumed backfill")
         # And an uninterrupted backfill of the same rules, for comparison
         whole = http("POST", "/segments", workspace.admin_key,
                      {"kind": "contact", "name": "Uninterrupted", "rules": RULES}).body["id"]
-        wait(lambda: progress(whole)[1] == "ready", 180, "the uninterrupted backfill")
+        wait_for(lambda: progress(whole)[1] == "ready", 180, "the uninterrupted backfill")
     finally:
         os.killpg(second.pid, signal.SIGKILL)
         second.wait()
