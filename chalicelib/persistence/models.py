@@ -170,7 +170,10 @@ class OrgCountItem(MembershipItem, discriminator="org_count"):
 
 
 class HistoryItem(MembershipItem, discriminator="history"):
-    """pk = W#<ws>#H#<segment>#<shard>, sk = <at>#<record id>#<event id>."""
+    """pk = W#<ws>#H#<segment>#<shard>, sk = <at>#<record id>#<event id>: one change made by
+    the membership writer. A backfill's changes are stored as plan chunks instead
+    (kind history_batch, sk = <at>#~<run>#<shard>#<chunk>, record_ids: up to 100), written
+    by DynamoSegmentStore.write_plan; the history listing expands them."""
 
     record_id = UnicodeAttribute()
     action = UnicodeAttribute()

@@ -47,6 +47,7 @@ def plain(item: dict[str, Any]) -> dict[str, Any]:
 def query_items(table: str, key_name: str, key_value: str, *, index: str | None = None,
                 consistent: bool = False, descending: bool = False,
                 sort_below: str | None = None, sort_above: str | None = None,
+                sort_at_most: str | None = None, sort_prefix: str | None = None,
                 page_size: int | None = None) -> Iterator[dict[str, Any]]:
     """The items of one partition (of the table or a GSI), page after page, as plain dicts;
     optionally newest first and only sort keys below/above a bound (`sk`)."""
@@ -61,6 +62,14 @@ def query_items(table: str, key_name: str, key_value: str, *, index: str | None 
     if sort_above is not None:
         condition += " AND #s > :above"
         values[":above"] = {"S": sort_above}
+        names["#s"] = "sk"
+    if sort_at_most is not None:
+        condition += " AND #s <= :most"
+        values[":most"] = {"S": sort_at_most}
+        names["#s"] = "sk"
+    if sort_prefix is not None:
+        condition += " AND begins_with(#s, :prefix)"
+        values[":prefix"] = {"S": sort_prefix}
         names["#s"] = "sk"
     args: dict[str, Any] = {
         "TableName": table, "KeyConditionExpression": condition,
@@ -83,6 +92,8 @@ def query_items(table: str, key_name: str, key_value: str, *, index: str | None 
 
 
 def _typed(value: Any) -> dict[str, Any]:
+    if isinstance(value, list):
+        return {"L": [_typed(item) for item in value]}
     if isinstance(value, bool):
         return {"BOOL": value}
     if isinstance(value, (int, float)):

@@ -128,14 +128,17 @@ class DynamoSegmentStore:
                 raise StaleVersion() from None
             raise
 
-    def get_segment(self, workspace_id: str, segment_id: str) -> Segment | None:
+    def get_segment(self, workspace_id: str, segment_id: str,
+                    with_count: bool = True) -> Segment | None:
+        """The segment; with its member count (the sum of the shard counts) unless a caller
+        that only needs the definition says so."""
         try:
             item = SegmentItem.get(segments_pk(workspace_id), segment_id, consistent_read=True)
         except DoesNotExist:
             return None
         if not isinstance(item, SegmentItem):
             return None
-        return _segment(item, self.member_count(workspace_id, segment_id))
+        return _segment(item, self.member_count(workspace_id, segment_id) if with_count else 0)
 
     def list_segments(self, workspace_id: str) -> list[Segment]:
         return [_segment(item, self.member_count(workspace_id, item.id))
@@ -244,23 +247,68 @@ class DynamoSegmentStore:
             raise
         return True
 
+    # -- backfills: a plan per shard and run, written once; it is also the history --------
+
+    def shard_plan(self, segment: Segment, shard: int, run: str,
+                   at: str) -> list[MembershipChange] | None:
+        """The changes a backfill run decided for a shard, if it got as far as writing them."""
+        pk = history_pk(segment.workspace_id, segment.id, shard)
+        if not list(query_items(MembershipItem.Meta.table_name, "pk", pk,
+                                sort_prefix=f"#plan#{run}", consistent=True)):
+            return None
+        changes = []
+        for item in query_items(MembershipItem.Meta.table_name, "pk", pk,
+                                sort_prefix=_plan_prefix(at, run, shard), consistent=True):
+            action = Action.ADD if item["action"] == "added" else Action.REMOVE
+            changes += [MembershipChange(record_id, action, "rule", item["reason"])
+                        for record_id in item["record_ids"]]
+        return changes
+
+    def write_plan(self, segment: Segment, shard: int, run: str, at: str, actor: str,
+                   changes: list[MembershipChange]) -> None:
+        """Record the shard's changes as history (chunks of PLAN_CHUNK record ids), then mark
+        the plan complete. A crash before the mark leaves a partial plan that the next attempt
+        replaces, so each change is recorded exactly once."""
+        ws, sid = segment.workspace_id, segment.id
+        pk = history_pk(ws, sid, shard)
+        prefix = _plan_prefix(at, run, shard)
+        stale = [{"pk": pk, "sk": item["sk"]} for item in query_items(
+            MembershipItem.Meta.table_name, "pk", pk, sort_prefix=prefix, consistent=True)]
+        groups: dict[tuple[str, str], list[str]] = {}
+        for change in changes:
+            action = "added" if change.action is Action.ADD else "removed"
+            groups.setdefault((action, change.reason), []).append(change.record_id)
+        chunks: list[dict[str, Any]] = []
+        for (action, reason), ids in sorted(groups.items()):
+            for start in range(0, len(ids), PLAN_CHUNK):
+                chunks.append({"pk": pk, "sk": f"{prefix}{len(chunks):04d}",
+                               "kind": "history_batch", "workspace_id": ws, "segment_id": sid,
+                               "action": action, "reason": reason, "at": at, "actor": actor,
+                               "record_ids": sorted(ids[start:start + PLAN_CHUNK],
+                                                    reverse=True)})
+        written = {chunk["sk"] for chunk in chunks}
+        batch_write(MembershipItem.Meta.table_name, chunks,
+                    [key for key in stale if key["sk"] not in written])
+        batch_write(MembershipItem.Meta.table_name, [{
+            "pk": pk, "sk": f"#plan#{run}", "kind": "plan", "workspace_id": ws,
+            "segment_id": sid, "chunks": len(chunks)}], [])
+
     def apply_shard(self, segment: Segment, shard: int, changes: list[MembershipChange],
-                    moved: list[tuple[dict[str, Any], str | None]], final_count: int, at: str,
-                    actor: str, run: str) -> None:
-        """The bulk path of the writer (backfills: the only writer of the segment while it
-        runs). Batch writes; history events keyed by run, so a re-run writes the same ones;
+                    moved: list[tuple[dict[str, Any], str | None]], final_count: int,
+                    at: str) -> None:
+        """Apply a shard's planned changes in bulk (a backfill is the only writer of its
+        segment while it runs): puts and deletes are idempotent, so a redone shard converges;
         then the shard's exact count."""
         ws, sid = segment.workspace_id, segment.id
         pk = member_pk(ws, sid, shard)
         puts: list[dict[str, Any]] = []
         deletes = []
         for change in changes:
-            rid = change.record_id
             if change.action is Action.ADD:
-                puts.append(_member(ws, sid, pk, rid, change.source, at, change.org_id))
+                puts.append(_member(ws, sid, pk, change.record_id, change.source, at,
+                                    change.org_id))
             else:
-                deletes.append({"pk": pk, "sk": rid})
-            puts.append(self._event(segment, change, at, actor, run))
+                deletes.append({"pk": pk, "sk": change.record_id})
         for member, org_id in moved:  # members whose contact changed organization
             puts.append(_member(ws, sid, pk, member["sk"], member["source"],
                                 member["added_at"], org_id))
@@ -325,17 +373,43 @@ class DynamoSegmentStore:
 
     def history(self, workspace_id: str, segment_id: str, limit: int,
                 cursor: str | None) -> Page[dict[str, Any]]:
-        """Membership events, newest first, merged across the shards."""
-        before = (decode_cursor(cursor) or {}).get("before")
+        """Membership events, newest first, merged across the shards; a backfill's plan
+        chunks expand into one event per record."""
+        position = decode_cursor(cursor) or {}
+        last_sk, last_index = position.get("sk"), int(position.get("i", -1))
         streams = [query_items(MembershipItem.Meta.table_name, "pk",
                                history_pk(workspace_id, segment_id, shard), descending=True,
-                               sort_below=before, page_size=limit + 1)
+                               sort_at_most=last_sk, page_size=limit + 1)
                    for shard in range(MEMBERSHIP_SHARDS)]
-        items = []
+        events: list[tuple[str, int, dict[str, Any]]] = []
         for item in heapq.merge(*streams, key=lambda e: e["sk"], reverse=True):
-            items.append(item)
-            if len(items) > limit:
+            if item["sk"].startswith("#"):
+                continue  # plan marks
+            for index, event in enumerate(_expand(item)):
+                if item["sk"] == last_sk and index <= last_index:
+                    continue
+                events.append((item["sk"], index, event))
+                if len(events) > limit:
+                    break
+            if len(events) > limit:
                 break
-        page = items[:limit]
-        return Page(items=page, next_cursor=encode_cursor({"before": page[-1]["sk"]})
-                    if len(items) > limit else None)
+        page = events[:limit]
+        more = len(events) > limit
+        return Page(items=[event for _, _, event in page],
+                    next_cursor=encode_cursor({"sk": page[-1][0], "i": page[-1][1]})
+                    if more else None)
+
+
+PLAN_CHUNK = 100
+
+
+def _plan_prefix(at: str, run: str, shard: int) -> str:
+    # sorts with the events of the same moment; '~' after any record id
+    return f"{at}#~{run}#{shard:02d}#"
+
+
+def _expand(item: dict[str, Any]) -> list[dict[str, Any]]:
+    fields = {key: item[key] for key in ("action", "reason", "at", "actor")}
+    if item.get("kind") == "history_batch":
+        return [{"record_id": record_id, **fields} for record_id in item["record_ids"]]
+    return [{"record_id": item["record_id"], **fields}]

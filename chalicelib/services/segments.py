@@ -35,7 +35,8 @@ SAMPLE = 10
 class SegmentStore(Protocol):
     def add_segment(self, segment: Segment) -> None: ...
     def replace_segment(self, old: Segment, new: Segment) -> None: ...
-    def get_segment(self, workspace_id: str, segment_id: str) -> Segment | None: ...
+    def get_segment(self, workspace_id: str, segment_id: str,
+                    with_count: bool = True) -> Segment | None: ...
     def list_segments(self, workspace_id: str) -> list[Segment]: ...
     def delete_segment(self, segment: Segment) -> None: ...
     def member(self, workspace_id: str, segment_id: str,
@@ -45,9 +46,13 @@ class SegmentStore(Protocol):
     def members_page(self, workspace_id: str, segment_id: str, limit: int,
                      cursor: str | None) -> Page[dict[str, Any]]: ...
     def apply(self, segment: Segment, change: MembershipChange, at: str, actor: str) -> bool: ...
+    def shard_plan(self, segment: Segment, shard: int, run: str,
+                   at: str) -> list[MembershipChange] | None: ...
+    def write_plan(self, segment: Segment, shard: int, run: str, at: str, actor: str,
+                   changes: list[MembershipChange]) -> None: ...
     def apply_shard(self, segment: Segment, shard: int, changes: list[MembershipChange],
-                    moved: list[tuple[dict[str, Any], str | None]], final_count: int, at: str,
-                    actor: str, run: str) -> None: ...
+                    moved: list[tuple[dict[str, Any], str | None]], final_count: int,
+                    at: str) -> None: ...
     def set_shard_organizations(self, segment: Segment, shard: int,
                                 counts: dict[str, int]) -> None: ...
     def organizations(self, workspace_id: str, segment_id: str) -> dict[str, int]: ...
@@ -362,55 +367,52 @@ class SegmentsService:
     def backfill_shard(self, workspace_id: str, segment_id: str, run: str, shard: int) -> None:
         """One unit of a backfill: the records of one storage shard against the rules.
         Idempotent: a re-delivered or resumed shard finds nothing left to change."""
-        segment = self._store.get_segment(workspace_id, segment_id)
+        segment = self._store.get_segment(workspace_id, segment_id, with_count=False)
         if segment is None or not segment.backfill or segment.backfill.get("run") != run \
                 or shard in segment.backfill.get("done", []):
             return  # deleted, superseded by a newer run, or done already
         evaluator = Evaluator(segment.rules)
         at = Moment(self._clock())
         reason = str(segment.backfill.get("reason", "rule"))
+        started_at = str(segment.backfill["started_at"])
         members = self._store.shard_members(workspace_id, segment_id, shard)
         excluded = self._store.exclusions(workspace_id, segment_id)
-        changes: list[MembershipChange] = []
-        moved: list[tuple[dict[str, Any], str | None]] = []
-        final = set(members)
-        orgs = {record_id: member.get("org_id") for record_id, member in members.items()}
-        seen = 0
+        decided: list[MembershipChange] = []
+        orgs: dict[str, str | None] = {}
         for view in self._search.views(workspace_id, segment.kind, _reads_node(segment.rules),
                                        shard=shard):
-            seen += 1
             record_id = str(view.record["id"])
-            org_id = view.record.get("org_id")
-            orgs[record_id] = org_id
-            member = members.get(record_id)
-            action = evaluator.decide(view, at, member=member is not None,
+            orgs[record_id] = view.record.get("org_id")
+            action = evaluator.decide(view, at, member=record_id in members,
                                       excluded=record_id in excluded)
             if action is Action.ADD:
-                changes.append(MembershipChange(record_id, Action.ADD, "rule", reason,
-                                                org_id=org_id))
-                final.add(record_id)
+                decided.append(MembershipChange(record_id, Action.ADD, "rule", reason))
             elif action is Action.REMOVE:
                 why = "exclusion" if record_id in excluded else reason
-                changes.append(MembershipChange(record_id, Action.REMOVE, "rule", why))
-                final.discard(record_id)
-            elif member is not None and member.get("org_id") != org_id:
-                moved.append((member, org_id))
-        present = {c.record_id for c in changes} | {m["sk"] for m, _ in moved}
-        for record_id in set(members) - present:
-            if self._records.record(workspace_id, segment.kind, record_id) is None:
-                changes.append(MembershipChange(record_id, Action.REMOVE, "rule",
-                                                "record_deleted"))
-                final.discard(record_id)
-        self._store.apply_shard(segment, shard, changes, moved, len(final),
-                                str(segment.backfill["started_at"]), "system", run)
+                decided.append(MembershipChange(record_id, Action.REMOVE, "rule", why))
+        decided += [MembershipChange(record_id, Action.REMOVE, "rule", "record_deleted")
+                    for record_id in set(members) - set(orgs)]
+        # The plan is written (as history) before anything changes; a redone shard applies
+        # the plan it finds, so history and membership agree whatever happened in between.
+        planned = self._store.shard_plan(segment, shard, run, started_at)
+        if planned is None:
+            self._store.write_plan(segment, shard, run, started_at, "system", decided)
+            planned = decided
+        changes = [replace(change, org_id=orgs.get(change.record_id)) for change in planned]
+        final = (set(members) | {c.record_id for c in changes if c.action is Action.ADD}) - {
+            c.record_id for c in changes if c.action is Action.REMOVE}
+        moved = [(member, orgs[record_id]) for record_id, member in members.items()
+                 if record_id in final and record_id in orgs
+                 and member.get("org_id") != orgs[record_id]]
+        self._store.apply_shard(segment, shard, changes, moved, len(final), started_at)
         if segment.kind == "contact":
             self._store.set_shard_organizations(segment, shard, _org_counts(final, orgs))
-        self._finish_shard(workspace_id, segment_id, run, shard, seen)
+        self._finish_shard(workspace_id, segment_id, run, shard, len(orgs))
 
     def _finish_shard(self, workspace_id: str, segment_id: str, run: str, shard: int,
                       processed: int) -> None:
         for _ in range(20):
-            segment = self._store.get_segment(workspace_id, segment_id)
+            segment = self._store.get_segment(workspace_id, segment_id, with_count=False)
             if segment is None or not segment.backfill or segment.backfill.get("run") != run:
                 return
             done = sorted(set(segment.backfill.get("done", [])) | {shard})
