@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
@@ -11,6 +12,7 @@ from chalicelib.adapters import schemas as s
 from chalicelib.adapters.http import Api, Call
 from chalicelib.domain.identity import Principal, Role
 from chalicelib.domain.membership import Segment
+from chalicelib.domain.pages import decode_cursor, encode_cursor
 from chalicelib.services.segments import RulesDiff
 
 
@@ -238,9 +240,21 @@ def create_segment(call: Call) -> s.SegmentCreated:
 
 
 @api.route("/segments", "GET", summary="The segments the caller may see",
-           response=s.SegmentList, tag="segments")
+           response=s.SegmentList, paginated=True, tag="segments")
 def list_segments(call: Call) -> s.SegmentList:
-    return s.SegmentList(items=[_segment_out(x) for x in deps.segments().visible(_caller(call))])
+    segments = sorted(deps.segments().visible(_caller(call)), key=lambda x: x.id)
+    items, cursor = _page_by_key(segments, lambda x: x.id, call.limit, call.cursor)
+    return s.SegmentList(items=[_segment_out(x) for x in items], next_cursor=cursor)
+
+
+def _page_by_key(items: list[Any], key: Callable[[Any], str], limit: int,
+                 cursor: str | None) -> tuple[list[Any], str | None]:
+    """A page of a short list held in memory (segments of a workspace, organizations of a
+    segment), continuing after the key in the cursor."""
+    after = (decode_cursor(cursor) or {}).get("after")
+    rest = [item for item in items if after is None or key(item) > after]
+    page = rest[:limit]
+    return page, (encode_cursor({"after": key(page[-1])}) if len(rest) > limit else None)
 
 
 @api.route("/segments/{id}", "GET", summary="A segment with its status and counts",
@@ -298,10 +312,13 @@ def lift_exclusion(call: Call) -> None:
 
 @api.route("/segments/{id}/organizations", "GET",
            summary="Organizations the members of a contact segment work for",
-           response=s.SegmentOrganizations, tag="segments")
+           response=s.SegmentOrganizations, paginated=True, tag="segments")
 def segment_organizations(call: Call) -> s.SegmentOrganizations:
-    return s.SegmentOrganizations(
-        items=deps.segments().organizations(_caller(call), call.params["id"]))
+    orgs = deps.segments().organizations(_caller(call), call.params["id"])  # most members first
+    ranked = [{**org, "_key": f"{10**12 - org['member_count']:013d}{org['id']}"} for org in orgs]
+    items, cursor = _page_by_key(ranked, lambda org: org["_key"], call.limit, call.cursor)
+    return s.SegmentOrganizations(items=[{k: v for k, v in org.items() if k != "_key"}
+                                         for org in items], next_cursor=cursor)
 
 
 @api.route("/segments/{id}/history", "GET", summary="Membership events, newest first",

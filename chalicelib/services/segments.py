@@ -115,7 +115,7 @@ class SegmentsService:
         kind, visibility = fields["kind"], fields.get("visibility", "team")
         if visibility == "team" and caller.role is not Role.ADMIN:
             raise Forbidden("only admins create team segments; make it personal")
-        rules = self._rules(workspace_id, fields.get("rules"), kind, None)
+        rules = self._rules(caller, fields.get("rules"), kind, None)
         now = self._now()
         segment = Segment(workspace_id=workspace_id, id=new_id("s"), kind=kind,
                           name=fields["name"].strip(), description=fields.get("description"),
@@ -150,7 +150,7 @@ class SegmentsService:
                dry_run: bool = False) -> Segment | RulesDiff:
         """Edit name, description, rules. With dry_run, what a rules edit would add and remove."""
         segment = self._editable(caller, segment_id)
-        rules = (self._rules(segment.workspace_id, patch["rules"], segment.kind, segment.id)
+        rules = (self._rules(caller, patch["rules"], segment.kind, segment.id)
                  if "rules" in patch else segment.rules)
         if dry_run:
             return self.diff(segment, rules)
@@ -171,11 +171,15 @@ class SegmentsService:
                            code="segment_in_use", details={"dependents": dependents})
         self._store.delete_segment(segment)
 
-    def _rules(self, workspace_id: str, document: Any, kind: str, segment_id: str | None) -> Rules:
+    def _rules(self, caller: Principal, document: Any, kind: str,
+               segment_id: str | None) -> Rules:
+        """Valid rules whose segment conditions name segments the caller can see, of the same
+        kind, without a cycle back to this segment."""
+        workspace_id = caller.require_workspace()
         rules = parse_rules(document, kind)
         for referenced in sorted(_references(rules)):
-            other = self._store.get_segment(workspace_id, referenced)
-            if other is None or other.kind != kind:
+            other = self._store.get_segment(workspace_id, referenced, with_count=False)
+            if other is None or other.kind != kind or not can_see(other, caller.user_id):
                 raise InvalidInput(f"no {kind} segment '{referenced}' to refer to",
                                    code="invalid_filter", details={"path": "$.rules"})
             if segment_id is not None and self._reaches(workspace_id, referenced, segment_id):

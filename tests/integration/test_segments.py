@@ -182,3 +182,24 @@ def test_counts_and_history_stay_exact_under_concurrent_writers(http, workspace)
     added = sum(1 for e in history if e["action"] == "added")
     removed = sum(1 for e in history if e["action"] == "removed")
     assert added - removed == len(members)  # every event is a real change, once
+
+
+def test_segment_lists_page_like_every_list(http, make_workspace):
+    ws = make_workspace("Pages")
+    made = {http("POST", "/segments", ws.admin_key, {"kind": "contact", "name": f"S{i}"}
+                 ).body["id"] for i in range(3)}
+    first = http("GET", "/segments?limit=2", ws.admin_key).body
+    second = http("GET", f"/segments?limit=2&cursor={first['next_cursor']}", ws.admin_key).body
+    assert len(first["items"]) == 2 and second["next_cursor"] is None
+    assert {s["id"] for s in first["items"] + second["items"]} == made
+    assert http("GET", "/segments?limit=500", ws.admin_key).status == 400
+
+
+def test_rules_cannot_name_someone_elses_personal_segment(http, team):
+    ws, kim = team
+    private = http("POST", "/segments", kim, {"kind": "contact", "name": "Kim's",
+                                               "visibility": "personal"}).body["id"]
+    answer = http("POST", "/segments", ws.member_key, {
+        "kind": "contact", "name": "Peek", "visibility": "personal",
+        "rules": {"add": {"segment": private, "op": "member"}}})
+    assert answer.status == 400 and answer.body["error"]["code"] == "invalid_filter"
