@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 
 from chalicelib.domain.records import format_timestamp
+from chalicelib.services.evaluation import LiveEvaluation
 from chalicelib.services.identity import IdentityService
 from chalicelib.services.records import RecordsService
 from chalicelib.services.search import SearchService
@@ -58,6 +59,19 @@ def _segments(settings: Settings) -> SegmentsService:
 
 def segments() -> SegmentsService:
     return _segments(bound_settings())
+
+
+@lru_cache(maxsize=4)
+def _live(settings: Settings) -> LiveEvaluation:
+    from chalicelib.persistence.repositories import DynamoRecordStore
+    from chalicelib.persistence.segments import DynamoSegmentStore
+
+    return LiveEvaluation(DynamoSegmentStore(), DynamoRecordStore(), _search(settings),
+                          lambda: datetime.now(UTC))
+
+
+def live() -> LiveEvaluation:
+    return _live(bound_settings())
 
 
 def search() -> SearchService:

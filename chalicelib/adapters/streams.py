@@ -18,7 +18,10 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from chalice import Blueprint
 from chalice.app import DynamoDBEvent
 
+from chalicelib.adapters import deps
+from chalicelib.domain.filters import changed_paths
 from chalicelib.observability import logger, metrics
+from chalicelib.persistence.raw import plain
 from chalicelib.services.changes import RecordChange, apply_change
 
 bp = Blueprint(__name__)
@@ -33,15 +36,15 @@ IDEMPOTENCY_SECONDS = 3 * 24 * 3600  # longer than the stream's 24-hour retentio
 
 def change_of(record: DynamoDBRecord) -> RecordChange | None:
     """The change a stream record describes, or None for items that are not records."""
-    stream = record.dynamodb
-    if stream is None:
-        return None
-    image = stream.new_image or stream.old_image
+    stream = record.raw_event.get("dynamodb") or {}
+    new = plain(stream["NewImage"]) if stream.get("NewImage") else None
+    old = plain(stream["OldImage"]) if stream.get("OldImage") else None
+    image = new or old
     if not image or image.get("kind") not in ("contact", "organization", "activity"):
         return None
     return RecordChange(kind=_KINDS[record.raw_event["eventName"]],  # type: ignore[arg-type]
                         record_type=str(image["kind"]), workspace_id=str(image["workspace_id"]),
-                        new=stream.new_image or None, old=stream.old_image or None)
+                        new=new, old=old)
 
 
 @lru_cache(maxsize=1)
@@ -53,7 +56,6 @@ def _apply_once() -> tuple[Callable[..., Any], Any]:
         idempotent_function,
     )
 
-    from chalicelib.adapters import deps
     from chalicelib.persistence import tables
     from chalicelib.persistence.repositories import DynamoRecordStore
 
@@ -75,10 +77,28 @@ def _apply_once() -> tuple[Callable[..., Any], Any]:
 
 
 def handle_record(record: DynamoDBRecord) -> None:
-    if change_of(record) is None:
+    change = change_of(record)
+    if change is None:
         return
     apply, _ = _apply_once()
-    apply(record=record.raw_event)
+    apply(record=record.raw_event)  # derived data: once per stream record
+    evaluate(change)  # segments: idempotent by construction, so outside that guard
+
+
+def evaluate(change: RecordChange) -> None:
+    """Re-check the segments this change can affect (the field index decides which)."""
+    live = deps.live()
+    image = change.new or change.old or {}
+    if change.record_type == "activity":
+        if change.kind == "insert":
+            live.activity_added(change.workspace_id, str(image["contact_id"]))
+        return
+    changed = changed_paths(change.old if change.kind != "insert" else None,
+                            change.new if change.kind != "remove" else None)
+    if changed:
+        live.record_changed(change.workspace_id, change.record_type, str(image["id"]), changed,
+                            old_org=(change.old or {}).get("org_id"),
+                            new_org=(change.new or {}).get("org_id"))
 
 
 @bp.on_dynamodb_record(stream_arn=os.environ.get("SEGMENTS_RECORDS_STREAM_ARN",

@@ -170,7 +170,7 @@ class OrgCountItem(MembershipItem, discriminator="org_count"):
 
 
 class HistoryItem(MembershipItem, discriminator="history"):
-    """pk = W#<ws>#H#<segment>#<shard>, sk = <at>#<record id>#<event id>: one change made by
+    """pk = W#<ws>#H#<segment>#<shard>, sk = <at>#<event id>#<record id>: one change made by
     the membership writer. A backfill's changes are stored as plan chunks instead
     (kind history_batch, sk = <at>#~<run>#<shard>#<chunk>, record_ids: up to 100), written
     by DynamoSegmentStore.write_plan; the history listing expands them."""
@@ -202,6 +202,7 @@ class WorkspaceItem(ControlItem, discriminator="workspace"):
     contacts_count = NumberAttribute(default=0)
     organizations_count = NumberAttribute(default=0)
     activities_count = NumberAttribute(default=0)
+    segments_version = NumberAttribute(default=0)  # bumped by every segment write
 
 
 class ApiKeyItem(ControlItem, discriminator="api_key"):

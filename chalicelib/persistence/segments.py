@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import heapq
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,6 +10,7 @@ from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain.errors import Conflict
+from chalicelib.domain.ids import new_id, shard_of
 from chalicelib.domain.membership import Action, MembershipChange, Segment, parse_rules
 from chalicelib.domain.pages import Page, decode_cursor, encode_cursor
 from chalicelib.persistence.models import (
@@ -23,8 +23,10 @@ from chalicelib.persistence.models import (
     SegmentItem,
     SegmentNameItem,
     ShardCountItem,
+    WorkspaceItem,
 )
 from chalicelib.persistence.raw import batch_write, query_items
+from chalicelib.persistence.repositories import WORKSPACE_SK, workspace_pk
 from chalicelib.persistence.tables import connection
 from chalicelib.services.ports import StaleVersion
 
@@ -56,8 +58,6 @@ def name_pk(workspace_id: str, name: str) -> str:
 
 
 def _shard(record_id: str) -> int:
-    from chalicelib.domain.ids import shard_of
-
     return shard_of(record_id, MEMBERSHIP_SHARDS)
 
 
@@ -82,6 +82,10 @@ def _segment_item(segment: Segment) -> SegmentItem:
     if segment.version:
         item.version = segment.version
     return item
+
+
+def _workspace_item(workspace_id: str) -> WorkspaceItem:
+    return WorkspaceItem(workspace_pk(workspace_id), WORKSPACE_SK)
 
 
 def _member(ws: str, sid: str, pk: str, record_id: str, source: str, added_at: str,
@@ -111,6 +115,8 @@ class DynamoSegmentStore:
             with TransactWrite(connection=connection()) as transaction:
                 condition = SegmentItem.pk.does_not_exist() if old is None else None
                 transaction.save(_segment_item(new), condition=condition)
+                transaction.update(_workspace_item(new.workspace_id),
+                                   actions=[WorkspaceItem.segments_version.add(1)])
                 if renamed:
                     transaction.save(SegmentNameItem(
                         name_pk(new.workspace_id, new.name), "#", segment_id=new.id),
@@ -120,7 +126,7 @@ class DynamoSegmentStore:
                                                            "#"))
         except TransactWriteError as error:
             failed = _failed(error)
-            if renamed and len(failed) > 1 and failed[1]:
+            if renamed and len(failed) > 2 and failed[2]:
                 raise Conflict(f"a segment named '{new.name}' exists already",
                                code="segment_name_taken",
                                details={"path": "$.name"}) from None
@@ -140,10 +146,29 @@ class DynamoSegmentStore:
             return None
         return _segment(item, self.member_count(workspace_id, segment_id) if with_count else 0)
 
-    def list_segments(self, workspace_id: str) -> list[Segment]:
-        return [_segment(item, self.member_count(workspace_id, item.id))
-                for item in SegmentItem.query(segments_pk(workspace_id))
+    def list_segments(self, workspace_id: str, with_count: bool = True) -> list[Segment]:
+        return [_segment(item, self.member_count(workspace_id, item.id) if with_count else 0)
+                for item in SegmentItem.query(segments_pk(workspace_id), consistent_read=True)
                 if isinstance(item, SegmentItem)]
+
+    def segments_version(self, workspace_id: str) -> int:
+        """Changes whenever any segment of the workspace is written: caches key on it."""
+        try:
+            item = WorkspaceItem.get(workspace_pk(workspace_id), WORKSPACE_SK,
+                                     consistent_read=True,
+                                     attributes_to_get=["segments_version"])
+        except DoesNotExist:
+            return 0
+        return int(item.segments_version or 0)
+
+    def segment_memberships(self, workspace_id: str, record_id: str) -> list[str]:
+        """Ids of the segments a record is in (one batch-get of its member keys)."""
+        shard = _shard(record_id)
+        keys = [(member_pk(workspace_id, item.sk, shard), record_id)
+                for item in SegmentItem.query(segments_pk(workspace_id), consistent_read=True)
+                if isinstance(item, SegmentItem)]
+        return [item.segment_id for item in MemberItem.batch_get(keys, consistent_read=True)
+                if isinstance(item, MemberItem)]
 
     def delete_segment(self, segment: Segment) -> None:
         """The segment, its name, and every member, count, exclusion and history event."""
@@ -154,6 +179,8 @@ class DynamoSegmentStore:
         with TransactWrite(connection=connection()) as transaction:
             transaction.delete(_segment_item(segment), add_version_condition=False)
             transaction.delete(SegmentNameItem(name_pk(ws, segment.name), "#"))
+            transaction.update(_workspace_item(ws),
+                               actions=[WorkspaceItem.segments_version.add(1)])
         with MembershipItem.batch_write() as batch:
             for pk in partitions:
                 for item in query_items(MembershipItem.Meta.table_name, "pk", pk):
@@ -238,7 +265,8 @@ class DynamoSegmentStore:
                         actions=[OrgCountItem.member_count.add(delta),
                                  OrgCountItem.workspace_id.set(ws),
                                  OrgCountItem.segment_id.set(sid)])
-                event = self._event(segment, change, at, actor, uuid.uuid4().hex[:12])
+                # a time-ordered event id: events of the same second keep their order
+                event = self._event(segment, change, at, actor, new_id("e"))
                 del event["kind"]
                 transaction.save(HistoryItem(event.pop("pk"), event.pop("sk"), **event))
         except TransactWriteError as error:
@@ -320,7 +348,7 @@ class DynamoSegmentStore:
                event_id: str) -> dict[str, Any]:
         """A history event as plain attributes (HistoryItem's fields)."""
         ws, sid, rid = segment.workspace_id, segment.id, change.record_id
-        return {"pk": history_pk(ws, sid, _shard(rid)), "sk": f"{at}#{rid}#{event_id}",
+        return {"pk": history_pk(ws, sid, _shard(rid)), "sk": f"{at}#{event_id}#{rid}",
                 "kind": "history", "workspace_id": ws, "segment_id": sid, "record_id": rid,
                 "action": "added" if change.action is Action.ADD else "removed",
                 "reason": change.reason, "at": at, "actor": actor}
@@ -347,7 +375,44 @@ class DynamoSegmentStore:
             counts[org_id] = counts.get(org_id, 0) + int(item.get("member_count", 0))
         return {org_id: count for org_id, count in counts.items() if count > 0}
 
+    def move_member_org(self, workspace_id: str, segment_id: str, record_id: str,
+                        org_id: str | None) -> None:
+        """A member contact moved organization: its member item and both organization counts
+        change together (nothing when it is not a member or did not move)."""
+        current = self.member(workspace_id, segment_id, record_id)
+        if current is None or current.get("org_id") == org_id:
+            return
+        ws, sid, shard = workspace_id, segment_id, _shard(record_id)
+        old = current.get("org_id")
+        try:
+            with TransactWrite(connection=connection()) as transaction:
+                member = MemberItem(member_pk(ws, sid, shard), record_id)
+                condition = ((MemberItem.org_id == old) if old
+                             else MemberItem.org_id.does_not_exist())
+                actions: list[Any] = ([MemberItem.org_id.set(org_id)] if org_id
+                                      else [MemberItem.org_id.remove()])
+                transaction.update(member, actions=actions,
+                                   condition=MemberItem.pk.exists() & condition)
+                for org, delta in ((old, -1), (org_id, 1)):
+                    if org:
+                        transaction.update(
+                            OrgCountItem(org_count_pk(ws, sid), f"{org}#{shard:02d}"),
+                            actions=[OrgCountItem.member_count.add(delta),
+                                     OrgCountItem.workspace_id.set(ws),
+                                     OrgCountItem.segment_id.set(sid)])
+        except TransactWriteError as error:
+            if _failed(error)[:1] != [True]:
+                raise  # else: changed meanwhile; the newer change moves it
+
     # -- exclusions ----------------------------------------------------------------------------
+
+    def is_excluded(self, workspace_id: str, segment_id: str, record_id: str) -> bool:
+        try:
+            ExclusionItem.get(exclusion_pk(workspace_id, segment_id), record_id,
+                              consistent_read=True)
+        except DoesNotExist:
+            return False
+        return True
 
     def exclusions(self, workspace_id: str, segment_id: str) -> set[str]:
         return {item["sk"] for item in query_items(
