@@ -6,8 +6,7 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Any, TypeVar
 
-from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
-from pynamodb.transactions import TransactWrite
+from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
 from chalicelib.domain.activity_stats import ActivityStats
 from chalicelib.domain.errors import Conflict, InvalidInput
@@ -30,7 +29,7 @@ from chalicelib.persistence.models import (
     WorkspaceItem,
 )
 from chalicelib.persistence.raw import query_items
-from chalicelib.persistence.tables import connection
+from chalicelib.persistence.tables import Transaction
 from chalicelib.services.ports import StaleVersion
 
 _V = TypeVar("_V", ContactItem, OrganizationItem)
@@ -159,36 +158,26 @@ EMAIL = _Unique("EMAIL", "email_taken", "$.email")
 DOMAIN = _Unique("DOMAIN", "domain_taken", "$.domain")
 
 
-def _failed_conditions(error: TransactWriteError) -> list[bool]:
-    return [bool(reason and reason.code == "ConditionalCheckFailed")
-            for reason in error.cancellation_reasons]
-
-
 def _write_with_unique(*, workspace_id: str, record_id: str, item: RecordItem,
                        unique: _Unique, old_value: str | None, new_value: str | None,
                        creating: bool) -> None:
     """Write `item` and move its unique claim from `old_value` to `new_value`, atomically."""
     changed = (email_key(old_value) if old_value else None) != (
         email_key(new_value) if new_value else None)
-    claim_index = None
-    try:
-        with TransactWrite(connection=connection()) as transaction:
-            condition = RecordItem.pk.does_not_exist() if creating else None
-            transaction.save(item, condition=condition)
-            if changed and old_value:
-                old_claim = unique.claim(workspace_id, old_value, record_id)
-                transaction.delete(old_claim, condition=UniqueClaimItem.record_id == record_id)
-            if changed and new_value:
-                claim_index = 2 if (changed and old_value) else 1
-                transaction.save(unique.claim(workspace_id, new_value, record_id),
-                                 condition=UniqueClaimItem.pk.does_not_exist())
-    except TransactWriteError as error:
-        failed = _failed_conditions(error)
-        if claim_index is not None and claim_index < len(failed) and failed[claim_index]:
-            raise unique.conflict(workspace_id, new_value or "") from None
-        if failed and failed[0]:
-            raise StaleVersion() from None
-        raise
+    transaction = Transaction()
+    transaction.put("record", item,
+                    condition=RecordItem.pk.does_not_exist() if creating else None)
+    if changed and old_value:
+        transaction.delete("old claim", unique.claim(workspace_id, old_value, record_id),
+                           condition=UniqueClaimItem.record_id == record_id)
+    if changed and new_value:
+        transaction.put("new claim", unique.claim(workspace_id, new_value, record_id),
+                        condition=UniqueClaimItem.pk.does_not_exist())
+    failed = transaction.commit()
+    if "new claim" in failed:
+        raise unique.conflict(workspace_id, new_value or "")
+    if failed:
+        raise StaleVersion()
 
 
 # -- stores ----------------------------------------------------------------------------------
@@ -214,11 +203,13 @@ class DynamoRecordStore:
                            new_value=new.email, creating=False)
 
     def delete_contact(self, contact: Contact) -> None:
-        with TransactWrite(connection=connection()) as transaction:
-            transaction.delete(contact_item(contact), add_version_condition=False)
-            if contact.email:
-                transaction.delete(EMAIL.claim(contact.workspace_id, contact.email, contact.id),
-                                   condition=UniqueClaimItem.record_id == contact.id)
+        transaction = Transaction()
+        transaction.delete("record", contact_item(contact), add_version_condition=False)
+        if contact.email:
+            transaction.delete("claim", EMAIL.claim(contact.workspace_id, contact.email,
+                                                    contact.id),
+                               condition=UniqueClaimItem.record_id == contact.id)
+        transaction.commit()
 
     def add_organization(self, org: Organization) -> None:
         _write_with_unique(workspace_id=org.workspace_id, record_id=org.id,
@@ -240,11 +231,12 @@ class DynamoRecordStore:
                            new_value=new.domain, creating=False)
 
     def delete_organization(self, org: Organization) -> None:
-        with TransactWrite(connection=connection()) as transaction:
-            transaction.delete(organization_item(org), add_version_condition=False)
-            if org.domain:
-                transaction.delete(DOMAIN.claim(org.workspace_id, org.domain, org.id),
-                                   condition=UniqueClaimItem.record_id == org.id)
+        transaction = Transaction()
+        transaction.delete("record", organization_item(org), add_version_condition=False)
+        if org.domain:
+            transaction.delete("claim", DOMAIN.claim(org.workspace_id, org.domain, org.id),
+                               condition=UniqueClaimItem.record_id == org.id)
+        transaction.commit()
 
     def add_activities(self, activities: list[Activity]) -> None:
         with ActivityItem.batch_write() as batch:
@@ -309,18 +301,15 @@ class DynamoRecordStore:
             stats = ActivityStats(days=dict(item.days or {}), totals=dict(item.totals or {}))
             stats.add(type_, source, occurred_at, today)
             item.days, item.totals = stats.days, stats.totals
-            try:
-                with TransactWrite(connection=connection()) as transaction:
-                    transaction.save(item)
-                    transaction.update(WorkspaceItem(workspace_pk(workspace_id), WORKSPACE_SK),
-                                       actions=[WorkspaceItem.activities_count.add(1)],
-                                       condition=WorkspaceItem.pk.exists())
+            transaction = Transaction()
+            transaction.put("stats", item)
+            transaction.update("workspace", WorkspaceItem(workspace_pk(workspace_id),
+                                                          WORKSPACE_SK),
+                               actions=[WorkspaceItem.activities_count.add(1)],
+                               condition=WorkspaceItem.pk.exists())
+            failed = transaction.commit()
+            if not failed or "workspace" in failed:  # done, or the workspace is gone
                 return
-            except TransactWriteError as error:
-                if not any(_failed_conditions(error)):
-                    raise
-                if _failed_conditions(error)[1:2] == [True]:
-                    return  # the workspace is gone
         raise StaleVersion()
 
     def _stats_item(self, workspace_id: str, contact_id: str) -> ActivityStatsItem:

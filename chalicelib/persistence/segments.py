@@ -6,8 +6,7 @@ import heapq
 from collections.abc import Iterator
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, TransactWriteError
-from pynamodb.transactions import TransactWrite
+from pynamodb.exceptions import DoesNotExist
 
 from chalicelib.domain.errors import Conflict
 from chalicelib.domain.ids import new_id, shard_of
@@ -27,7 +26,7 @@ from chalicelib.persistence.models import (
 )
 from chalicelib.persistence.raw import batch_write, query_items
 from chalicelib.persistence.repositories import WORKSPACE_SK, workspace_pk
-from chalicelib.persistence.tables import connection
+from chalicelib.persistence.tables import Transaction
 from chalicelib.services.ports import StaleVersion
 
 COUNT_SK = "#count"
@@ -95,11 +94,6 @@ def _member(ws: str, sid: str, pk: str, record_id: str, source: str, added_at: s
             "source": source, "added_at": added_at, "org_id": org_id}
 
 
-def _failed(error: TransactWriteError) -> list[bool]:
-    return [bool(reason and reason.code == "ConditionalCheckFailed")
-            for reason in error.cancellation_reasons]
-
-
 class DynamoSegmentStore:
     # -- segments ------------------------------------------------------------------------------
 
@@ -111,28 +105,24 @@ class DynamoSegmentStore:
 
     def _write_segment(self, old: Segment | None, new: Segment) -> None:
         renamed = old is None or old.name.strip().casefold() != new.name.strip().casefold()
-        try:
-            with TransactWrite(connection=connection()) as transaction:
-                condition = SegmentItem.pk.does_not_exist() if old is None else None
-                transaction.save(_segment_item(new), condition=condition)
-                transaction.update(_workspace_item(new.workspace_id),
-                                   actions=[WorkspaceItem.segments_version.add(1)])
-                if renamed:
-                    transaction.save(SegmentNameItem(
-                        name_pk(new.workspace_id, new.name), "#", segment_id=new.id),
-                        condition=SegmentNameItem.pk.does_not_exist())
-                    if old is not None:
-                        transaction.delete(SegmentNameItem(name_pk(old.workspace_id, old.name),
-                                                           "#"))
-        except TransactWriteError as error:
-            failed = _failed(error)
-            if renamed and len(failed) > 2 and failed[2]:
-                raise Conflict(f"a segment named '{new.name}' exists already",
-                               code="segment_name_taken",
-                               details={"path": "$.name"}) from None
-            if failed and failed[0]:
-                raise StaleVersion() from None
-            raise
+        transaction = Transaction()
+        transaction.put("segment", _segment_item(new),
+                        condition=SegmentItem.pk.does_not_exist() if old is None else None)
+        transaction.update("version", _workspace_item(new.workspace_id),
+                           actions=[WorkspaceItem.segments_version.add(1)])
+        if renamed:
+            transaction.put("name", SegmentNameItem(name_pk(new.workspace_id, new.name), "#",
+                                                    segment_id=new.id),
+                            condition=SegmentNameItem.pk.does_not_exist())
+            if old is not None:
+                transaction.delete("old name", SegmentNameItem(
+                    name_pk(old.workspace_id, old.name), "#"))
+        failed = transaction.commit()
+        if "name" in failed:
+            raise Conflict(f"a segment named '{new.name}' exists already",
+                           code="segment_name_taken", details={"path": "$.name"})
+        if failed:
+            raise StaleVersion()
 
     def get_segment(self, workspace_id: str, segment_id: str,
                     with_count: bool = True) -> Segment | None:
@@ -176,11 +166,12 @@ class DynamoSegmentStore:
         partitions = ([member_pk(ws, sid, s) for s in range(MEMBERSHIP_SHARDS)]
                       + [history_pk(ws, sid, s) for s in range(MEMBERSHIP_SHARDS)]
                       + [exclusion_pk(ws, sid), org_count_pk(ws, sid)])
-        with TransactWrite(connection=connection()) as transaction:
-            transaction.delete(_segment_item(segment), add_version_condition=False)
-            transaction.delete(SegmentNameItem(name_pk(ws, segment.name), "#"))
-            transaction.update(_workspace_item(ws),
-                               actions=[WorkspaceItem.segments_version.add(1)])
+        transaction = Transaction()
+        transaction.delete("segment", _segment_item(segment), add_version_condition=False)
+        transaction.delete("name", SegmentNameItem(name_pk(ws, segment.name), "#"))
+        transaction.update("version", _workspace_item(ws),
+                           actions=[WorkspaceItem.segments_version.add(1)])
+        transaction.commit()
         with MembershipItem.batch_write() as batch:
             for pk in partitions:
                 for item in query_items(MembershipItem.Meta.table_name, "pk", pk):
@@ -245,35 +236,28 @@ class DynamoSegmentStore:
                 return False
             org_id = current.get("org_id")
         delta = 1 if change.action is Action.ADD else -1
-        try:
-            with TransactWrite(connection=connection()) as transaction:
-                member = MemberItem(member_pk(ws, sid, shard), rid, workspace_id=ws,
-                                    segment_id=sid,
-                                    source=change.source, added_at=at, org_id=org_id)
-                if change.action is Action.ADD:
-                    transaction.save(member, condition=MemberItem.pk.does_not_exist())
-                else:
-                    transaction.delete(member, condition=MemberItem.pk.exists())
-                transaction.update(
-                    ShardCountItem(member_pk(ws, sid, shard), COUNT_SK),
-                    actions=[ShardCountItem.members.add(delta),
-                             ShardCountItem.workspace_id.set(ws),
-                             ShardCountItem.segment_id.set(sid)])
-                if org_id and segment.kind == "contact":
-                    transaction.update(
-                        OrgCountItem(org_count_pk(ws, sid), f"{org_id}#{shard:02d}"),
-                        actions=[OrgCountItem.member_count.add(delta),
-                                 OrgCountItem.workspace_id.set(ws),
-                                 OrgCountItem.segment_id.set(sid)])
-                # a time-ordered event id: events of the same second keep their order
-                event = self._event(segment, change, at, actor, new_id("e"))
-                del event["kind"]
-                transaction.save(HistoryItem(event.pop("pk"), event.pop("sk"), **event))
-        except TransactWriteError as error:
-            if _failed(error)[:1] == [True]:
-                return False
-            raise
-        return True
+        transaction = Transaction()
+        member = MemberItem(member_pk(ws, sid, shard), rid, workspace_id=ws, segment_id=sid,
+                            source=change.source, added_at=at, org_id=org_id)
+        if change.action is Action.ADD:
+            transaction.put("member", member, condition=MemberItem.pk.does_not_exist())
+        else:
+            transaction.delete("member", member, condition=MemberItem.pk.exists())
+        transaction.update("count", ShardCountItem(member_pk(ws, sid, shard), COUNT_SK),
+                           actions=[ShardCountItem.members.add(delta),
+                                    ShardCountItem.workspace_id.set(ws),
+                                    ShardCountItem.segment_id.set(sid)])
+        if org_id and segment.kind == "contact":
+            transaction.update("org count", OrgCountItem(org_count_pk(ws, sid),
+                                                         f"{org_id}#{shard:02d}"),
+                               actions=[OrgCountItem.member_count.add(delta),
+                                        OrgCountItem.workspace_id.set(ws),
+                                        OrgCountItem.segment_id.set(sid)])
+        # a time-ordered event id: events of the same second keep their order
+        event = self._event(segment, change, at, actor, new_id("e"))
+        del event["kind"]
+        transaction.put("event", HistoryItem(event.pop("pk"), event.pop("sk"), **event))
+        return not transaction.commit()  # a failed condition: it was (not) a member already
 
     # -- backfills: a plan per shard and run, written once; it is also the history --------
 
@@ -384,25 +368,20 @@ class DynamoSegmentStore:
             return
         ws, sid, shard = workspace_id, segment_id, _shard(record_id)
         old = current.get("org_id")
-        try:
-            with TransactWrite(connection=connection()) as transaction:
-                member = MemberItem(member_pk(ws, sid, shard), record_id)
-                condition = ((MemberItem.org_id == old) if old
-                             else MemberItem.org_id.does_not_exist())
-                actions: list[Any] = ([MemberItem.org_id.set(org_id)] if org_id
-                                      else [MemberItem.org_id.remove()])
-                transaction.update(member, actions=actions,
-                                   condition=MemberItem.pk.exists() & condition)
-                for org, delta in ((old, -1), (org_id, 1)):
-                    if org:
-                        transaction.update(
-                            OrgCountItem(org_count_pk(ws, sid), f"{org}#{shard:02d}"),
-                            actions=[OrgCountItem.member_count.add(delta),
-                                     OrgCountItem.workspace_id.set(ws),
-                                     OrgCountItem.segment_id.set(sid)])
-        except TransactWriteError as error:
-            if _failed(error)[:1] != [True]:
-                raise  # else: changed meanwhile; the newer change moves it
+        transaction = Transaction()
+        condition = (MemberItem.org_id == old) if old else MemberItem.org_id.does_not_exist()
+        actions: list[Any] = ([MemberItem.org_id.set(org_id)] if org_id
+                              else [MemberItem.org_id.remove()])
+        transaction.update("member", MemberItem(member_pk(ws, sid, shard), record_id),
+                           actions=actions, condition=MemberItem.pk.exists() & condition)
+        for org, delta in ((old, -1), (org_id, 1)):
+            if org:
+                transaction.update(f"org {delta}", OrgCountItem(org_count_pk(ws, sid),
+                                                                f"{org}#{shard:02d}"),
+                                   actions=[OrgCountItem.member_count.add(delta),
+                                            OrgCountItem.workspace_id.set(ws),
+                                            OrgCountItem.segment_id.set(sid)])
+        transaction.commit()  # a failed condition: it changed meanwhile; that change moves it
 
     # -- exclusions ----------------------------------------------------------------------------
 

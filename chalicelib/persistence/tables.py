@@ -103,3 +103,50 @@ def _add_missing_indexes(client: Any, model: Any) -> None:
 def stream_arn(table_name: str, settings: Settings | None = None) -> str:
     description = dynamodb_client(settings).describe_table(TableName=table_name)
     return str(description["Table"]["LatestStreamArn"])
+
+
+class Transaction:
+    """TransactWriteItems that remembers what each operation is, so a cancelled transaction
+    says which condition failed. (PynamoDB sends checks, deletes, puts, then updates, not
+    call order; DynamoDB's cancellation reasons follow the order sent.)"""
+
+    _ORDER = ("delete", "put", "update")
+
+    def __init__(self) -> None:
+        from pynamodb.transactions import TransactWrite
+
+        self._write = TransactWrite(connection=connection())
+        self._labels: dict[str, list[str]] = {kind: [] for kind in self._ORDER}
+
+    def put(self, label: str, model: Any, condition: Any = None) -> None:
+        self._write.save(model, condition=condition)
+        self._labels["put"].append(label)
+
+    def delete(self, label: str, model: Any, condition: Any = None,
+               add_version_condition: bool = True) -> None:
+        self._write.delete(model, condition=condition,
+                           add_version_condition=add_version_condition)
+        self._labels["delete"].append(label)
+
+    def update(self, label: str, model: Any, actions: list[Any], condition: Any = None,
+               add_version_condition: bool = True) -> None:
+        self._write.update(model, actions=actions, condition=condition,
+                           add_version_condition=add_version_condition)
+        self._labels["update"].append(label)
+
+    def commit(self) -> set[str]:
+        """Write all or nothing; answers the labels whose conditions failed (empty: done).
+        Any other failure raises."""
+        from pynamodb.exceptions import TransactWriteError
+
+        try:
+            self._write._commit()
+        except TransactWriteError as error:
+            labels = [label for kind in self._ORDER for label in self._labels[kind]]
+            failed = {labels[index] for index, reason in enumerate(error.cancellation_reasons)
+                      if reason is not None and reason.code == "ConditionalCheckFailed"
+                      and index < len(labels)}
+            if not failed:
+                raise
+            return failed
+        return set()

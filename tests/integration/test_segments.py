@@ -85,6 +85,15 @@ def test_bad_segment_input(http, workspace):
         assert answer.body["error"]["code"] == code, (body, answer.body)
         assert answer.body["error"]["details"]["path"] == path, (body, answer.body)
     seg = http("POST", "/segments", key, {"kind": "contact", "name": "Fine"}).body["id"]
+    other = http("POST", "/segments", key, {"kind": "contact", "name": "Other"}).body["id"]
+    for method, path, body in (("POST", "/segments", {"kind": "contact", "name": " FINE "}),
+                               ("PATCH", f"/segments/{other}", {"name": "fine"})):
+        taken = http(method, path, key, body)
+        assert taken.status == 409, taken.body
+        assert taken.body["error"] == {"code": "segment_name_taken", "message": taken.body[
+            "error"]["message"], "details": {"path": "$.name"}}
+    assert http("PATCH", f"/segments/{other}", key, {"name": "Renamed"}).status == 200
+    assert http("POST", "/segments", key, {"kind": "contact", "name": "other"}).status == 201
     for body in ({"ids": []}, {"ids": "c_1"}, {"ids": ["c"] * 1001}, {}):
         assert http("POST", f"/segments/{seg}/members", key, body).status == 400, body
     assert http("DELETE", f"/segments/{seg}/exclusions/c_never", key).status == 404
