@@ -54,7 +54,8 @@ def _segments(settings: Settings) -> SegmentsService:
     from chalicelib.persistence.segments import DynamoSegmentStore
 
     return SegmentsService(DynamoSegmentStore(), DynamoRecordStore(), _search(settings),
-                           SqsBackfillQueue(), lambda: datetime.now(UTC))
+                           SqsBackfillQueue(), lambda: datetime.now(UTC),
+                           membership_changed=_live(settings).membership_changed)
 
 
 def segments() -> SegmentsService:

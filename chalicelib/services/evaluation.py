@@ -133,6 +133,14 @@ class LiveEvaluation:
                                      workspace.index["organization"].affected({ACTIVITY_READ}))
         return changes
 
+    def membership_changed(self, workspace_id: str, segment_id: str, kind: str,
+                           record_id: str) -> int:
+        """A membership changed outside the stream (by hand): segments whose rules use that
+        segment re-check the record."""
+        workspace = self._workspace(workspace_id)
+        return self._recheck(workspace, kind, record_id,
+                             workspace.dependents.get(segment_id, ()), 1)
+
     def _recheck(self, workspace: _Workspace, kind: str, record_id: str,
                  segment_ids: Iterable[str], depth: int = 0) -> int:
         segment_ids = [s for s in segment_ids if s in workspace.rules]

@@ -37,7 +37,7 @@ class SegmentStore(Protocol):
     def replace_segment(self, old: Segment, new: Segment) -> None: ...
     def get_segment(self, workspace_id: str, segment_id: str,
                     with_count: bool = True) -> Segment | None: ...
-    def list_segments(self, workspace_id: str) -> list[Segment]: ...
+    def list_segments(self, workspace_id: str, with_count: bool = True) -> list[Segment]: ...
     def delete_segment(self, segment: Segment) -> None: ...
     def member(self, workspace_id: str, segment_id: str,
                record_id: str) -> dict[str, Any] | None: ...
@@ -96,12 +96,15 @@ class RulesDiff:
 
 class SegmentsService:
     def __init__(self, store: SegmentStore, records: RecordLookup, search: SearchService,
-                 queue: BackfillQueue, clock: Callable[[], datetime]) -> None:
+                 queue: BackfillQueue, clock: Callable[[], datetime],
+                 membership_changed: Callable[[str, str, str, str], Any] | None = None) -> None:
         self._store = store
         self._records = records
         self._search = search
         self._queue = queue
         self._clock = clock
+        # (workspace, segment, kind, record): lets segments that use this one follow
+        self._membership_changed = membership_changed or (lambda *_: None)
 
     def _now(self) -> str:
         return format_timestamp(self._clock())
@@ -244,6 +247,8 @@ class SegmentsService:
                                       org_id=view.record.get("org_id"))
             if self._store.apply(segment, change, self._now(), actor):
                 added.append(record_id)
+                self._membership_changed(segment.workspace_id, segment.id, segment.kind,
+                                         record_id)
             else:
                 already.append(record_id)
         return MembersResult(added, already, rejected)
@@ -264,6 +269,8 @@ class SegmentsService:
             change = MembershipChange(record_id, Action.REMOVE, "manual", "manual")
             if self._store.apply(segment, change, self._now(), caller.user_id):
                 removed.append(record_id)
+                self._membership_changed(segment.workspace_id, segment.id, segment.kind,
+                                         record_id)
             elif record_id not in excluded:
                 not_member.append(record_id)
         return RemoveResult(removed, excluded, not_member)
@@ -275,11 +282,13 @@ class SegmentsService:
             raise NotFound(f"'{record_id}' is not excluded from this segment",
                            details={"path": "record_id"})
         view = self._view(segment, record_id)
-        if view is not None and Evaluator(segment.rules).wants(view, Moment(self._clock()),
-                                                                excluded=False):
-            self._store.apply(segment, MembershipChange(
+        wanted = view is not None and Evaluator(segment.rules).wants(
+            view, Moment(self._clock()), excluded=False)
+        if wanted and view is not None and self._store.apply(segment, MembershipChange(
                 record_id, Action.ADD, "rule", "exclusion_lifted",
-                org_id=view.record.get("org_id")), self._now(), caller.user_id)
+                org_id=view.record.get("org_id")), self._now(), caller.user_id):
+            self._membership_changed(segment.workspace_id, segment.id, segment.kind,
+                                     record_id)
 
     def _view(self, segment: Segment, record_id: str) -> RecordView | None:
         return self._search.view_of(segment.workspace_id, segment.kind, record_id,
@@ -429,9 +438,13 @@ class SegmentsService:
                               else segment.last_evaluated_at)
             try:
                 self._store.replace_segment(segment, updated)
-                return
             except StaleVersion:
                 continue
+            if finished:  # segments whose rules use this one evaluate again
+                for dependent in self._store.list_segments(workspace_id, with_count=False):
+                    if segment_id in _references(dependent.rules):
+                        self._start_backfill(dependent, "rule")
+            return
         raise StaleVersion()
 
     def diff(self, segment: Segment, rules: Rules) -> RulesDiff:

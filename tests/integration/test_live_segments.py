@@ -95,26 +95,40 @@ OPS = ("create", "tag", "untag", "title", "attr", "move", "delete", "activity", 
        "manual_add", "manual_remove", "rules")
 
 
-@pytest.mark.parametrize("twice", [False, True], ids=["once", "every-batch-twice"])
-def test_oracle_incremental_equals_full_recompute(http, workspace, settings, twice):
+@pytest.mark.parametrize("delivery", ["once", "twice", "failing"])
+def test_oracle_incremental_equals_full_recompute(http, workspace, settings, delivery):
     """Random operations (seeded) through the real stream path; afterwards every segment's
-    membership equals a full recompute, and history has one event per real change."""
+    membership equals a full recompute, and history has one event per real change.
+    twice: every batch is delivered a second time; failing: the first delivery of a batch
+    fails (so the runtime retries, bisecting), at a random record."""
     from app import app
     from chalicelib.adapters import deps
     from chalicelib.domain.identity import Principal, Role
     from chalicelib.local.events import EventRuntime, LambdaContext
 
     handler = app.handler_map["records_stream"]
+    failed_once: set[str] = set()
+    chaos = random.Random(7)
 
-    class Doubled:  # Lambda may deliver a batch again: here every batch comes twice
+    def deliver(event, context):  # type: ignore[no-untyped-def]
+        if delivery == "twice":
+            handler(event, LambdaContext("replay"))
+        first = event["Records"][0]["dynamodb"]["SequenceNumber"]
+        if delivery == "failing" and first not in failed_once:
+            failed_once.add(first)
+            partial = dict(event, Records=event["Records"][:chaos.randint(0, len(
+                event["Records"]))])
+            handler(partial, context)  # part of the batch got through, then it failed
+            raise RuntimeError("injected failure")
+        return handler(event, context)
+
+    class Tapped:
         event_sources = [s for s in app.event_sources if s.name == "records_stream"]
-        handler_map = {"records_stream": lambda event, context: (
-            handler(event, LambdaContext("replay")) if twice else None,
-            handler(event, context))[1]}
+        handler_map = {"records_stream": deliver}
 
-    runtime = EventRuntime(Doubled(), settings)  # type: ignore[arg-type]
+    runtime = EventRuntime(Tapped(), settings, retry_backoff=0.0)  # type: ignore[arg-type]
     runtime.skip_to_latest()
-    rng = random.Random(20261204 + twice)
+    rng = random.Random(f"20261204-{delivery}")
     key = workspace.admin_key
     orgs = [http("POST", "/organizations", key, {"name": f"O{i}", "attributes": {
         "size": rng.choice([5, 50, 500])}}).body["id"] for i in range(3)]
@@ -147,7 +161,7 @@ def test_oracle_incremental_equals_full_recompute(http, workspace, settings, twi
     admin = Principal(workspace_id=workspace.id, user_id="admin", role=Role.ADMIN)
     service = deps.segments()
     alive = list(contacts)
-    for step in range(150):
+    for step in range(300):
         op = rng.choice(OPS)
         target = rng.choice(alive) if alive else None
         if op == "create" or target is None:
@@ -176,6 +190,12 @@ def test_oracle_incremental_equals_full_recompute(http, workspace, settings, twi
             service.add_members(admin, rng.choice(segments[:4]), [target])
         elif op == "manual_remove":
             service.remove_members(admin, rng.choice(segments[:4]), [target])
+        elif op == "rules":  # a rule edit, then its backfill
+            runtime.drain()
+            service.update(admin, segments[1], {"rules": {"add": {
+                "field": "title", "op": rng.choice(["contains", "not_contains"]), "value": "vp"},
+                "remove": {"mode": rng.choice(["inverse", "none"])}}})
+            backfills.drain()
         if rng.random() < 0.3:
             runtime.drain()
     runtime.drain()
