@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: run test bench lint prereqs dead-letters clean
+.PHONY: run test bench lint prereqs dead-letters redrive clean
 
 run: prereqs $(PY_STAMP) $(NODE_STAMP)
 	@exec $(PY) -m chalicelib.local run
@@ -24,6 +24,9 @@ lint: $(PY_STAMP)
 
 dead-letters: $(PY_STAMP)
 	@$(PY) -m chalicelib.local dead-letters
+
+redrive: $(PY_STAMP)
+	@$(PY) -m chalicelib.local redrive $(ID)
 
 prereqs:
 	@scripts/check-prereqs.sh

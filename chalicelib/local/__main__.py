@@ -3,6 +3,7 @@
     python -m chalicelib.local run            DynamoDB Local + S3/SQS endpoint + tables and
                                               bucket + demo + HTTP API + event runtime
     python -m chalicelib.local dead-letters   list records that failed past the retry bound
+    python -m chalicelib.local redrive [ID]   deliver them (or one) again; handled ones go
 
 Environment: SEGMENTS_PORT (8000), SEGMENTS_OPERATOR_KEY (random), SEGMENTS_DATA_DIR (keep the
 database there; in memory when unset), SEGMENTS_DEMO=0 (no demo workspace), SEGMENTS_LOCAL_DIR
@@ -150,19 +151,9 @@ def run() -> int:
 def dead_letters() -> int:
     """Print the dead letters of the running local runtime (found through runtime.json)."""
     from chalicelib.local.events import DeadLetters
-    from chalicelib.persistence import tables
 
-    runtime_file = Path(os.environ.get("SEGMENTS_LOCAL_DIR", ROOT / ".local")) / "runtime.json"
-    if not os.environ.get("SEGMENTS_DYNAMODB_ENDPOINT"):
-        if not runtime_file.exists():
-            print(f"no {runtime_file}: start the service with `make run` first", file=sys.stderr)
-            return 1
-        os.environ["SEGMENTS_DYNAMODB_ENDPOINT"] = json.loads(runtime_file.read_text())[
-            "dynamodb_endpoint"]
-        os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
-        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
-        reset_settings()
-    tables.bind()
+    if not _bind_running_runtime():
+        return 1
     letters = DeadLetters().list()
     for letter in letters:
         print(json.dumps(letter))
@@ -170,9 +161,41 @@ def dead_letters() -> int:
     return 0
 
 
+def redrive() -> int:
+    """`redrive [ID]`: deliver dead letters again to their function; handled ones go."""
+    import importlib
+
+    from chalicelib.local.events import DeadLetters
+
+    if not _bind_running_runtime():
+        return 1
+    sys.path.insert(0, str(ROOT))
+    app = importlib.import_module(os.environ.get("SEGMENTS_APP_MODULE", "app")).app
+    done, failed = DeadLetters().redrive(app, sys.argv[2] if len(sys.argv) > 2 else None)
+    print(f"re-driven: {done} handled, {failed} still failing")
+    return 0 if failed == 0 else 1
+
+
+def _bind_running_runtime() -> bool:
+    from chalicelib.persistence import tables
+
+    runtime_file = Path(os.environ.get("SEGMENTS_LOCAL_DIR", ROOT / ".local")) / "runtime.json"
+    if not os.environ.get("SEGMENTS_DYNAMODB_ENDPOINT"):
+        if not runtime_file.exists():
+            print(f"no {runtime_file}: start the service with `make run` first", file=sys.stderr)
+            return False
+        os.environ["SEGMENTS_DYNAMODB_ENDPOINT"] = json.loads(runtime_file.read_text())[
+            "dynamodb_endpoint"]
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+        reset_settings()
+    tables.bind()
+    return True
+
+
 def main() -> int:
     command = sys.argv[1] if len(sys.argv) > 1 else "run"
-    commands = {"run": run, "dead-letters": dead_letters}
+    commands = {"run": run, "dead-letters": dead_letters, "redrive": redrive}
     if command not in commands:
         print(__doc__)
         return 2

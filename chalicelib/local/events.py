@@ -402,8 +402,35 @@ class DeadLetters:
 
         return [{"id": item.id, "consumer": item.consumer, "source": item.source,
                  "error": item.error, "attempts": int(item.attempts),
-                 "failed_at": item.failed_at, "payload": item.payload}
-                for item in DeadLetterItem.query("DLQ")]
+                 "failed_at": item.failed_at, "payload": item.payload, "key": item.sk}
+                for item in DeadLetterItem.query("DLQ", consistent_read=True)]
+
+    def redrive(self, app: Chalice, letter_id: str | None = None) -> tuple[int, int]:
+        """Deliver dead letters (one, or all) again to the function that failed them, as a
+        batch of one; a letter handled without failure is deleted. Answers (done, failed)."""
+        from chalicelib.persistence.models import DeadLetterItem
+
+        done = failed = 0
+        for letter in self.list():
+            if letter_id is not None and letter["id"] != letter_id:
+                continue
+            handler = app.handler_map.get(letter["consumer"])
+            if handler is None:
+                failed += 1
+                continue
+            sequence = letter["payload"].get("dynamodb", {}).get("SequenceNumber", "")
+            try:
+                result = handler({"Records": [letter["payload"]]},
+                                 LambdaContext(letter["consumer"]))
+                ok = not failed_identifiers(result, [sequence])
+            except Exception:  # noqa: BLE001 - still poison: it stays a dead letter
+                ok = False
+            if ok:
+                DeadLetterItem("DLQ", letter["key"]).delete()
+                done += 1
+            else:
+                failed += 1
+        return done, failed
 
 
 def stream_table(stream_arn: str) -> str:
@@ -421,6 +448,7 @@ class EventRuntime:
 
         from chalicelib.persistence import tables
 
+        self.app = app
         self.settings = tables.bind(settings or get_settings())
         self.max_retries = max_retries
         self.retry_backoff = retry_backoff

@@ -88,6 +88,13 @@ def test_failed_items_are_retried_then_dead_lettered_while_the_batch_goes_on(
     assert all(letter["attempts"] == 3 for letter in letters)
     bomb = next(item for item in letters if "bomb" in json.dumps(item["payload"]))
     assert "RuntimeError: cannot handle bomb" in bomb["error"]
+    # When the operator fixes the cause and re-drives them, they are handled and gone
+    probe.poison.clear()
+    probe.bombs.clear()
+    assert runtime.dead_letters.redrive(runtime.app) == (2, 0)
+    assert {"poison", "bomb"} <= set(probe.done)
+    assert not [item for item in runtime.dead_letters.list()
+                if item["consumer"] == runtime.streams[0].name]
     # and records after the poison ones were processed in order, after it
     assert probe.done.index("d") > probe.done.index("c")
 
