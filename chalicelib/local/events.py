@@ -158,8 +158,9 @@ class StreamConsumer:
                 **args)["ShardIterator"]
         return self.iterators[shard_id]
 
-    def skip_to_latest(self) -> None:
-        """Start every shard after its newest record, whatever the checkpoints say; a shard
+    def skip_to_latest(self, save: bool = False) -> None:
+        """Start every shard after its newest record, whatever the checkpoints say (with
+        `save`, also checkpoint there, so another runtime starts there too); a shard
         that is empty now (or appears later) starts at its beginning. (Reads to the end rather
         than asking for LATEST: an iterator DynamoDB Local hands out for an empty shard fails
         with TrimmedDataAccess once records arrive.)"""
@@ -180,6 +181,9 @@ class StreamConsumer:
                     break
                 last = page["Records"][-1]["dynamodb"]["SequenceNumber"]
                 iterator = page.get("NextShardIterator")
+            if last is not None and save:
+                self.runtime.checkpoints.put(self.name, shard_id, last)
+                self.checkpointed.add(shard_id)
             if last is not None:  # position after the newest record, as a checkpoint would
                 self.iterators[shard_id] = client.get_shard_iterator(
                     StreamArn=self.stream_arn, ShardId=shard_id,
@@ -493,10 +497,10 @@ class EventRuntime:
 
         return ensure_queue(self.sqs, name, max_receive_count=self.max_retries + 1)
 
-    def skip_to_latest(self) -> None:
+    def skip_to_latest(self, save: bool = False) -> None:
         """Tests: ignore what other tests left in the streams; deliver only what comes next."""
         for consumer in self.streams:
-            consumer.skip_to_latest()
+            consumer.skip_to_latest(save)
 
     def record(self, delivery: Delivery) -> None:
         with self._lock:
