@@ -5,10 +5,10 @@ from __future__ import annotations
 import sys
 import warnings
 
-from bench import backfill, cold_import, filters, records
+from bench import backfill, cold_import, filters, freshness, records
 
 BENCHES = {"records": records.run, "cold_import": cold_import.run, "filters": filters.run,
-           "backfill": backfill.run}
+           "backfill": backfill.run, "freshness": freshness.run}
 
 
 def main() -> None:
