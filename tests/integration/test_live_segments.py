@@ -95,6 +95,10 @@ OPS = ("create", "tag", "untag", "title", "attr", "move", "delete", "activity", 
        "manual_add", "manual_remove", "rules")
 
 
+# steps per run: the plain run is the long one; each step is one API call or a manual change
+STEPS = {"once": 500, "twice": 300, "failing": 300}
+
+
 @pytest.mark.parametrize("delivery", ["once", "twice", "failing"])
 def test_oracle_incremental_equals_full_recompute(http, workspace, settings, delivery):
     """Random operations (seeded) through the real stream path; afterwards every segment's
@@ -109,6 +113,7 @@ def test_oracle_incremental_equals_full_recompute(http, workspace, settings, del
     handler = app.handler_map["records_stream"]
     failed_once: set[str] = set()
     chaos = random.Random(7)
+    rng = random.Random(f"20261204-{delivery}")
 
     def deliver(event, context):  # type: ignore[no-untyped-def]
         if delivery == "twice":
@@ -128,7 +133,6 @@ def test_oracle_incremental_equals_full_recompute(http, workspace, settings, del
 
     runtime = EventRuntime(Tapped(), settings, retry_backoff=0.0)  # type: ignore[arg-type]
     runtime.skip_to_latest()
-    rng = random.Random(f"20261204-{delivery}")
     key = workspace.admin_key
     orgs = [http("POST", "/organizations", key, {"name": f"O{i}", "attributes": {
         "size": rng.choice([5, 50, 500])}}).body["id"] for i in range(3)]
@@ -161,7 +165,7 @@ def test_oracle_incremental_equals_full_recompute(http, workspace, settings, del
     admin = Principal(workspace_id=workspace.id, user_id="admin", role=Role.ADMIN)
     service = deps.segments()
     alive = list(contacts)
-    for step in range(300):
+    for step in range(STEPS[delivery]):
         op = rng.choice(OPS)
         target = rng.choice(alive) if alive else None
         if op == "create" or target is None:
