@@ -17,3 +17,15 @@ def wait_for(condition: Callable[[], Any], timeout: float = 20.0, what: str = "c
             return value
         time.sleep(every)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def every_page(read: Callable[[str | None], Any]) -> list[Any]:
+    """All items of a paged list: `read(cursor)` answers a Page."""
+    items: list[Any] = []
+    cursor = None
+    while True:
+        page = read(cursor)
+        items += page.items
+        cursor = page.next_cursor
+        if cursor is None:
+            return items

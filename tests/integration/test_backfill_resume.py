@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 from chalicelib.local.processes import ROOT
-from tests.helpers import wait_for
+from tests.helpers import every_page, wait_for
 
 CONTACTS = 20_000
 RULES = {"add": {"any": [{"field": "tags", "op": "has_any", "value": ["buyer"]},
@@ -87,13 +87,6 @@ def test_a_killed_backfill_resumes_to_the_same_membership(http, workspace, setti
     segment = http("GET", f"/segments/{interrupted}", workspace.admin_key).body
     assert segment["member_count"] == expected and segment["backfill"]["shards_done"] == 16
     # and the history has exactly one "added" event per member
-    events = []
-    cursor = None
-    while True:
-        page = store.history(workspace.id, interrupted, 200, cursor)
-        events += page.items
-        cursor = page.next_cursor
-        if cursor is None:
-            break
+    events = every_page(lambda cursor: store.history(workspace.id, interrupted, 200, cursor))
     assert len(events) == expected
     assert {e["record_id"] for e in events} == set(resumed)

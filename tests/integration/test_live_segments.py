@@ -7,6 +7,8 @@ import random
 
 import pytest
 
+from tests.helpers import every_page
+
 BUYERS = {"field": "tags", "op": "has_any", "value": ["buyer"]}
 
 
@@ -209,14 +211,8 @@ def test_oracle_incremental_equals_full_recompute(http, workspace, settings, del
         assert (diff.would_add, diff.would_remove) == (0, 0), (current.name, diff)
         members = member_ids(http, key, segment_id)
         assert current.member_count == len(members), current.name
-        history = []
-        cursor = None
-        while True:
-            page = service.history(admin, segment_id, 200, cursor)
-            history += page.items
-            cursor = page.next_cursor
-            if cursor is None:
-                break
+        history = every_page(
+            lambda cursor, s=segment_id: service.history(admin, s, 200, cursor))
         added = sum(1 for e in history if e["action"] == "added")
         removed = sum(1 for e in history if e["action"] == "removed")
         assert added - removed == len(members), current.name

@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 from chalicelib.local.processes import ROOT
-from tests.helpers import wait_for
+from tests.helpers import every_page, wait_for
 
 
 def event_runtime() -> subprocess.Popen:  # type: ignore[type-arg]
@@ -69,11 +69,5 @@ def test_a_killed_runtime_resumes_and_converges(http, workspace, settings):
     members = service.get(admin, seg).member_count
     listed = http("GET", f"/segments/{seg}/members?limit=200", key).body["items"]
     assert members == len(listed) > 0
-    events, cursor = [], None
-    while True:
-        page = service.history(admin, seg, 200, cursor)
-        events += page.items
-        cursor = page.next_cursor
-        if cursor is None:
-            break
+    events = every_page(lambda cursor: service.history(admin, seg, 200, cursor))
     assert sum(1 if e["action"] == "added" else -1 for e in events) == members
