@@ -13,6 +13,7 @@ from chalicelib.adapters.http import Api, Call
 from chalicelib.domain.identity import Principal, Role
 from chalicelib.domain.membership import Segment
 from chalicelib.domain.pages import decode_cursor, encode_cursor
+from chalicelib.services.dead_letters import DeadLetterService
 from chalicelib.services.segments import RulesDiff
 
 
@@ -342,3 +343,42 @@ def explain_membership(call: Call) -> s.Explanation:
 def reevaluate_segment(call: Call) -> s.Accepted:
     segment = deps.segments().reevaluate(_caller(call), call.params["id"])
     return s.Accepted(status="backfilling", segment=_segment_out(segment))
+
+
+# -- operations (operator key) ---------------------------------------------------------------
+
+def _dead_letters() -> DeadLetterService:
+    return deps.dead_letters(bp.current_app.handler_map)
+
+
+@api.route("/admin/dead-letters", "GET",
+           summary="Stream records a consumer failed past the retry bound, oldest first",
+           auth="operator", response=s.DeadLetterPage, paginated=True, tag="operations")
+def list_dead_letters(call: Call) -> s.DeadLetterPage:
+    page = _dead_letters().page(_caller(call), call.limit, call.cursor)
+    return s.DeadLetterPage(items=[s.DeadLetterOut.model_validate(x) for x in page.items],
+                            next_cursor=page.next_cursor)
+
+
+@api.route("/admin/dead-letters/redrive", "POST",
+           summary="Deliver every dead letter again; handled ones go away",
+           auth="operator", response=s.RedriveAllOut, tag="operations")
+def redrive_dead_letters(call: Call) -> s.RedriveAllOut:
+    results = _dead_letters().redrive_all(_caller(call))
+    handled = sum(1 for result in results if result.handled)
+    return s.RedriveAllOut(handled=handled, still_failing=len(results) - handled,
+                           items=[s.RedriveOut.model_validate(x) for x in results])
+
+
+@api.route("/admin/dead-letters/{id}/redrive", "POST",
+           summary="Deliver one dead letter again; handled, it goes away",
+           auth="operator", response=s.RedriveOut, tag="operations")
+def redrive_dead_letter(call: Call) -> s.RedriveOut:
+    return s.RedriveOut.model_validate(_dead_letters().redrive(_caller(call),
+                                                               call.params["id"]))
+
+
+@api.route("/admin/dead-letters/{id}", "DELETE", summary="Discard a dead letter",
+           auth="operator", status=204, tag="operations")
+def discard_dead_letter(call: Call) -> None:
+    _dead_letters().discard(_caller(call), call.params["id"])

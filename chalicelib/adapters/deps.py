@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
 
+from chalicelib.adapters.invoke import Handler, deliver_one
+from chalicelib.domain.ids import new_id
 from chalicelib.domain.records import format_timestamp
+from chalicelib.services.dead_letters import DeadLetterService
 from chalicelib.services.evaluation import LiveEvaluation
 from chalicelib.services.identity import IdentityService
 from chalicelib.services.records import RecordsService
@@ -73,6 +77,16 @@ def _live(settings: Settings) -> LiveEvaluation:
 
 def live() -> LiveEvaluation:
     return _live(bound_settings())
+
+
+def dead_letters(handlers: Mapping[str, Handler]) -> DeadLetterService:
+    """Dead letters, re-driven to the functions in `handlers` (the app's handler map)."""
+    from chalicelib.persistence.dead_letters import DynamoDeadLetters
+
+    bound_settings()
+    return DeadLetterService(DynamoDeadLetters(),
+                             lambda consumer, record: deliver_one(handlers, consumer, record),
+                             lambda: new_id("dl"), now)
 
 
 def search() -> SearchService:

@@ -342,3 +342,33 @@ class Explanation(Out):
 class Accepted(Out):
     status: str
     segment: SegmentOut
+
+
+# -- operations ------------------------------------------------------------------------------
+
+class DeadLetterOut(Out):
+    id: str
+    consumer: str = Field(description="the function that failed the record")
+    source: str = Field(description="the stream it came from")
+    error: str = Field(description="the latest failure")
+    attempts: int = Field(description="deliveries before it became a dead letter")
+    redrives: int = Field(description="re-drives that failed since")
+    failed_at: str
+    payload: dict[str, Any] = Field(description="the stream record, as Lambda received it")
+
+
+class DeadLetterPage(Out):
+    items: list[DeadLetterOut]
+    next_cursor: str | None
+
+
+class RedriveOut(Out):
+    id: str
+    handled: bool = Field(description="true: delivered and handled, the dead letter is gone")
+    error: str | None
+
+
+class RedriveAllOut(Out):
+    handled: int
+    still_failing: int
+    items: list[RedriveOut]

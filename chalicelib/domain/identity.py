@@ -62,6 +62,10 @@ class Principal:
         return workspace_id
 
 
+# the operator: whoever holds the operator key, or runs the operator CLI on the database
+OPERATOR = Principal(workspace_id=None, user_id="operator", role=None, is_operator=True)
+
+
 @dataclass(frozen=True)
 class IssuedKey:
     """A freshly made key: `secret` is shown once; only `key_hash` is ever stored."""

@@ -150,14 +150,21 @@ def run() -> int:
 
 def dead_letters() -> int:
     """Print the dead letters of the running local runtime (found through runtime.json)."""
-    from chalicelib.local.events import DeadLetters
+    from chalicelib.adapters import deps
+    from chalicelib.domain.identity import OPERATOR
 
     if not _bind_running_runtime():
         return 1
-    letters = DeadLetters().list()
-    for letter in letters:
-        print(json.dumps(letter))
-    print(f"{len(letters)} dead letter(s)", file=sys.stderr)
+    service, cursor, count = deps.dead_letters({}), None, 0
+    while True:
+        page = service.page(OPERATOR, 200, cursor)
+        for letter in page.items:
+            print(json.dumps(letter))
+        count += len(page.items)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    print(f"{count} dead letter(s)", file=sys.stderr)
     return 0
 
 
@@ -165,15 +172,30 @@ def redrive() -> int:
     """`redrive [ID]`: deliver dead letters again to their function; handled ones go."""
     import importlib
 
-    from chalicelib.local.events import DeadLetters
+    from chalicelib.adapters import deps
+    from chalicelib.domain.errors import NotFound
+    from chalicelib.domain.identity import OPERATOR
 
     if not _bind_running_runtime():
         return 1
     sys.path.insert(0, str(ROOT))
     app = importlib.import_module(os.environ.get("SEGMENTS_APP_MODULE", "app")).app
-    done, failed = DeadLetters().redrive(app, sys.argv[2] if len(sys.argv) > 2 else None)
-    print(f"re-driven: {done} handled, {failed} still failing")
-    return 0 if failed == 0 else 1
+    service = deps.dead_letters(app.handler_map)
+    if len(sys.argv) > 2:
+        try:
+            results = [service.redrive(OPERATOR, sys.argv[2])]
+        except NotFound:
+            print(f"no dead letter {sys.argv[2]!r}: `make dead-letters` lists them",
+                  file=sys.stderr)
+            return 1
+    else:
+        results = service.redrive_all(OPERATOR)
+    for result in results:
+        if not result.handled:
+            print(f"{result.id}: still failing: {result.error}", file=sys.stderr)
+    handled = sum(1 for result in results if result.handled)
+    print(f"re-driven: {handled} handled, {len(results) - handled} still failing")
+    return 0 if handled == len(results) else 1
 
 
 def _bind_running_runtime() -> bool:

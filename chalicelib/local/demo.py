@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from chalicelib.adapters import deps
-from chalicelib.domain.identity import Principal
+from chalicelib.domain.identity import OPERATOR
 
 DEMO_ORGANIZATIONS = [
     {"name": "Acme Corp", "domain": "acme.example", "tags": ["Customer"],
@@ -27,7 +27,7 @@ DEMO_CONTACTS = [
 
 def seed_demo() -> dict[str, str]:
     """Create the demo workspace; answers its id and admin key."""
-    operator = Principal(workspace_id=None, user_id="operator", role=None, is_operator=True)
+    operator = OPERATOR
     made = deps.identity().create_workspace(operator, "Demo: Segment Creation Guide")
     workspace_id = made.workspace.id
     records = deps.records()

@@ -15,52 +15,22 @@ app registered, with Lambda's semantics:
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from chalice import Chalice
 from chalice.app import DynamoDBEventConfig, ScheduledEventConfig, SQSEventConfig
 
+from chalicelib.adapters import deps
+from chalicelib.adapters.invoke import Handler, LambdaContext, failed_identifiers
 from chalicelib.settings import Settings, get_settings
-
-Handler = Callable[[dict[str, Any], Any], Any]
-
-
-@dataclass
-class LambdaContext:
-    function_name: str
-    memory_limit_in_mb: int = 512
-    timeout_seconds: float = 900.0
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    started: float = field(default_factory=time.monotonic)
-
-    @property
-    def invoked_function_arn(self) -> str:
-        return f"arn:aws:lambda:local:000000000000:function:{self.function_name}"
-
-    @property
-    def log_group_name(self) -> str:
-        return f"/aws/lambda/{self.function_name}"
-
-    @property
-    def log_stream_name(self) -> str:
-        return "local"
-
-    @property
-    def function_version(self) -> str:
-        return "$LATEST"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return int(max(0.0, self.timeout_seconds - (time.monotonic() - self.started)) * 1000)
 
 
 @dataclass
@@ -74,19 +44,6 @@ class Delivery:
 
 def _now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def failed_identifiers(result: Any, identifiers: list[str]) -> set[str] | None:
-    """The failed items a handler reported; None means the whole batch failed."""
-    if not isinstance(result, dict) or not result.get("batchItemFailures"):
-        return set()
-    failed = set()
-    for failure in result["batchItemFailures"]:
-        identifier = failure.get("itemIdentifier") if isinstance(failure, dict) else None
-        if not identifier or identifier not in identifiers:
-            return None  # Lambda treats a malformed response as a failure of the whole batch
-        failed.add(identifier)
-    return failed
 
 
 # -- DynamoDB streams ------------------------------------------------------------------------
@@ -256,8 +213,8 @@ class StreamConsumer:
         sequence = record["dynamodb"]["SequenceNumber"]
         self.attempts[sequence] = self.attempts.get(sequence, 0) + 1
         if self.attempts[sequence] > self.runtime.max_retries:
-            self.runtime.dead_letters.put(self.name, self.stream_arn or "", record, error,
-                                          self.attempts.pop(sequence))
+            self.runtime.dead_letters.record(self.name, self.stream_arn or "", record, error,
+                                             self.attempts.pop(sequence))
             self._advance(shard_id, 1)
         else:
             time.sleep(self.runtime.retry_backoff * self.attempts[sequence])
@@ -388,55 +345,6 @@ class Checkpoints:
                        sequence_number=sequence_number, updated_at=_now_iso()).save()
 
 
-class DeadLetters:
-    """Records that failed past the retry bound; an operator lists and re-drives them."""
-
-    def put(self, consumer: str, source: str, payload: dict[str, Any], error: str,
-            attempts: int) -> None:
-        from chalicelib.persistence.models import DeadLetterItem
-
-        failed_at = _now_iso()
-        letter_id = str(uuid.uuid4())
-        DeadLetterItem("DLQ", f"{failed_at}#{letter_id}", id=letter_id, consumer=consumer,
-                       source=source, payload=json.loads(json.dumps(payload, default=str)),
-                       error=error[:2000], attempts=attempts, failed_at=failed_at).save()
-
-    def list(self) -> list[dict[str, Any]]:
-        from chalicelib.persistence.models import DeadLetterItem
-
-        return [{"id": item.id, "consumer": item.consumer, "source": item.source,
-                 "error": item.error, "attempts": int(item.attempts),
-                 "failed_at": item.failed_at, "payload": item.payload, "key": item.sk}
-                for item in DeadLetterItem.query("DLQ", consistent_read=True)]
-
-    def redrive(self, app: Chalice, letter_id: str | None = None) -> tuple[int, int]:
-        """Deliver dead letters (one, or all) again to the function that failed them, as a
-        batch of one; a letter handled without failure is deleted. Answers (done, failed)."""
-        from chalicelib.persistence.models import DeadLetterItem
-
-        done = failed = 0
-        for letter in self.list():
-            if letter_id is not None and letter["id"] != letter_id:
-                continue
-            handler = app.handler_map.get(letter["consumer"])
-            if handler is None:
-                failed += 1
-                continue
-            sequence = letter["payload"].get("dynamodb", {}).get("SequenceNumber", "")
-            try:
-                result = handler({"Records": [letter["payload"]]},
-                                 LambdaContext(letter["consumer"]))
-                ok = not failed_identifiers(result, [sequence])
-            except Exception:  # noqa: BLE001 - still poison: it stays a dead letter
-                ok = False
-            if ok:
-                DeadLetterItem("DLQ", letter["key"]).delete()
-                done += 1
-            else:
-                failed += 1
-        return done, failed
-
-
 def stream_table(stream_arn: str) -> str:
     match = re.search(r":table/([^/]+)/stream/", stream_arn)
     if not match:
@@ -462,7 +370,7 @@ class EventRuntime:
         self.tables_client = tables.dynamodb_client(self.settings)
         self._sqs: Any = None
         self.checkpoints = Checkpoints()
-        self.dead_letters = DeadLetters()
+        self.dead_letters = deps.dead_letters(app.handler_map)
         self.deliveries: list[Delivery] = []
         self._lock = threading.Lock()
         self.streams: list[StreamConsumer] = []

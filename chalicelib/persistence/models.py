@@ -250,15 +250,16 @@ class CheckpointItem(ControlItem, discriminator="checkpoint"):
 
 
 class DeadLetterItem(ControlItem, discriminator="dead_letter"):
-    """pk = DLQ, sk = <failed_at>#<id>: a record that failed past the retry bound."""
+    """pk = DLQ, sk = <id> (time-ordered): a stream record that failed past the retry bound;
+    `error` is the latest failure, `redrives` how often an operator delivered it again."""
 
-    id = UnicodeAttribute()
     consumer = UnicodeAttribute()
     source = UnicodeAttribute()
     payload = JSONAttribute()
     error = UnicodeAttribute()
     attempts = NumberAttribute()
     failed_at = UnicodeAttribute()
+    redrives = NumberAttribute(default=0)
 
 
 TABLE_MODELS: tuple[type[Model], ...] = (RecordItem, MembershipItem, ControlItem)

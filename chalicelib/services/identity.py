@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from chalicelib.domain.errors import NotFound, Unauthorized
 from chalicelib.domain.identity import (
+    OPERATOR,
     ApiKey,
     Principal,
     Role,
@@ -37,7 +38,7 @@ class IdentityService:
         """The caller behind an `Authorization: Bearer ...` header, or Unauthorized."""
         token = bearer_token(authorization)
         if self._operator_key and hmac.compare_digest(token.encode(), self._operator_key.encode()):
-            return Principal(workspace_id=None, user_id="operator", role=None, is_operator=True)
+            return OPERATOR
         key = self._store.get_key(key_prefix(token))
         if key is None or not key_matches(token, key.key_hash):
             raise Unauthorized("the API key is not valid")

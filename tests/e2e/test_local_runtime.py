@@ -114,6 +114,13 @@ def test_operator_lists_dead_letters_of_the_running_runtime(service):
                           env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "0 dead letter(s)" in done.stderr
+    # the same list over the API, for the operator key only
+    url = f"{runtime['api_url']}/admin/dead-letters"
+    listed = requests.get(url, timeout=5, headers={"Authorization": f"Bearer {OPERATOR}"})
+    assert listed.status_code == 200 and listed.json() == {"items": [], "next_cursor": None}
+    demo = requests.get(url, timeout=5,
+                        headers={"Authorization": f"Bearer {runtime['demo_admin_key']}"})
+    assert demo.status_code == 403
 
 
 def test_sigterm_stops_every_child(tmp_path):

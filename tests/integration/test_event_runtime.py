@@ -11,8 +11,10 @@ from urllib.parse import unquote_plus
 from chalice import Chalice, Rate
 
 from chalicelib.adapters.streams import LOCAL_RECORDS_STREAM
+from chalicelib.domain.identity import OPERATOR
 from chalicelib.local.bootstrap import ensure_bucket, route_bucket_to_queue
 from chalicelib.local.events import EventRuntime
+from tests.helpers import every_page
 
 
 @dataclass
@@ -81,8 +83,9 @@ def test_failed_items_are_retried_then_dead_lettered_while_the_batch_goes_on(
     # and the poison records failed as the first of their batch 1 + max_retries times (a
     # retry re-sends the records after a failed one too, so the handler saw them more often)
     assert probe.attempts["poison"] >= 3 and probe.attempts["bomb"] >= 3
-    letters = [letter for letter in runtime.dead_letters.list()
-               if letter["consumer"] == runtime.streams[0].name]
+    letters = [letter for letter in every_page(
+        lambda cursor: runtime.dead_letters.page(OPERATOR, 200, cursor))
+        if letter["consumer"] == runtime.streams[0].name]
     dead = sorted(letter["payload"]["dynamodb"]["NewImage"]["name"]["S"] for letter in letters)
     assert dead == ["bomb", "poison"]
     assert all(letter["attempts"] == 3 for letter in letters)
@@ -91,10 +94,12 @@ def test_failed_items_are_retried_then_dead_lettered_while_the_batch_goes_on(
     # When the operator fixes the cause and re-drives them, they are handled and gone
     probe.poison.clear()
     probe.bombs.clear()
-    assert runtime.dead_letters.redrive(runtime.app) == (2, 0)
+    redriven = [runtime.dead_letters.redrive(OPERATOR, letter["id"]) for letter in letters]
+    assert [(result.handled, result.error) for result in redriven] == [(True, None)] * 2
     assert {"poison", "bomb"} <= set(probe.done)
-    assert not [item for item in runtime.dead_letters.list()
-                if item["consumer"] == runtime.streams[0].name]
+    assert not [item for item in every_page(
+        lambda cursor: runtime.dead_letters.page(OPERATOR, 200, cursor))
+        if item["consumer"] == runtime.streams[0].name]
     # and records after the poison ones were processed in order, after it
     assert probe.done.index("d") > probe.done.index("c")
 

@@ -7,27 +7,14 @@ import random
 
 import pytest
 
-from tests.helpers import every_page
+from tests.helpers import every_page, make_segment, member_ids, tapped_runtime
 
 BUYERS = {"field": "tags", "op": "has_any", "value": ["buyer"]}
 
 
-def segment(http, key, runtime, name, rules, kind="contact"):  # type: ignore[no-untyped-def]
-    made = http("POST", "/segments", key, {"kind": kind, "name": name, "rules": rules})
-    assert made.status == 201, made.body
-    runtime.drain()
-    assert http("GET", f"/segments/{made.body['id']}", key).body["status"] == "ready"
-    return made.body["id"]
-
-
-def member_ids(http, key, segment_id):  # type: ignore[no-untyped-def]
-    return {m["id"] for m in http("GET", f"/segments/{segment_id}/members?limit=200",
-                                  key).body["items"]}
-
-
 def test_a_contact_change_moves_it_in_and_out(http, workspace, runtime):
     key = workspace.admin_key
-    seg = segment(http, key, runtime, "Buyers", {"add": BUYERS})
+    seg = make_segment(http, key, runtime, "Buyers", {"add": BUYERS})
     contact = http("POST", "/contacts", key, {"name": "x", "tags": ["lead"]}).body["id"]
     runtime.drain()
     assert member_ids(http, key, seg) == set()
@@ -47,13 +34,13 @@ def test_organizations_activities_moves_deletes_and_segment_conditions(http, wor
     big = http("POST", "/organizations", key, {"name": "Big", "attributes": {"size": 5}}).body
     other = http("POST", "/organizations", key, {"name": "Other"}).body
     ada = http("POST", "/contacts", key, {"name": "ada", "org_id": big["id"]}).body["id"]
-    at_big = segment(http, key, runtime, "At big orgs", {"add": {
+    at_big = make_segment(http, key, runtime, "At big orgs", {"add": {
         "field": "org.attributes.size", "op": "gte", "value": 100}})
-    active = segment(http, key, runtime, "Active", {"add": {
+    active = make_segment(http, key, runtime, "Active", {"add": {
         "activity": {"type": "github.star"}, "op": "count_gte", "value": 2}})
-    busy_orgs = segment(http, key, runtime, "Busy orgs", {"add": {
+    busy_orgs = make_segment(http, key, runtime, "Busy orgs", {"add": {
         "activity": {}, "op": "count_gte", "value": 2}}, kind="organization")
-    not_big = segment(http, key, runtime, "Not at big orgs", {"add": {
+    not_big = make_segment(http, key, runtime, "Not at big orgs", {"add": {
         "segment": at_big, "op": "not_member"}})
     assert member_ids(http, key, not_big) == {ada}
 
@@ -109,8 +96,9 @@ def test_oracle_incremental_equals_full_recompute(http, workspace, settings, del
     fails (so the runtime retries, bisecting), at a random record."""
     from app import app
     from chalicelib.adapters import deps
+    from chalicelib.adapters.invoke import LambdaContext
     from chalicelib.domain.identity import Principal, Role
-    from chalicelib.local.events import EventRuntime, LambdaContext
+    from chalicelib.local.events import EventRuntime
 
     handler = app.handler_map["records_stream"]
     failed_once: set[str] = set()
@@ -129,12 +117,7 @@ def test_oracle_incremental_equals_full_recompute(http, workspace, settings, del
             raise RuntimeError("injected failure")
         return handler(event, context)
 
-    class Tapped:
-        event_sources = [s for s in app.event_sources if s.name == "records_stream"]
-        handler_map = {"records_stream": deliver}
-
-    runtime = EventRuntime(Tapped(), settings, retry_backoff=0.0)  # type: ignore[arg-type]
-    runtime.skip_to_latest()
+    runtime = tapped_runtime(settings, deliver, retry_backoff=0.0)
     key = workspace.admin_key
     orgs = [http("POST", "/organizations", key, {"name": f"O{i}", "attributes": {
         "size": rng.choice([5, 50, 500])}}).body["id"] for i in range(3)]

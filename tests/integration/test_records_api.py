@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tests.helpers import tapped_runtime
+
 
 def test_contact_lifecycle(http, workspace):
     org = http("POST", "/organizations", workspace.member_key,
@@ -101,18 +103,12 @@ def test_activities_feed_last_active_and_counts_through_the_stream(http, workspa
 def test_stream_replay_does_not_double_count(http, workspace, settings):
     """Lambda may deliver a stream batch twice: the counters must not move twice."""
     from app import app
-    from chalicelib.local.events import EventRuntime, LambdaContext
+    from chalicelib.adapters.invoke import LambdaContext
 
     delivered = []
     handler = app.handler_map["records_stream"]
-
-    class Tapped:  # the app, with every delivered batch kept for a replay
-        event_sources = [s for s in app.event_sources if s.name == "records_stream"]
-        handler_map = {"records_stream": lambda event, context: (
-            delivered.append(event), handler(event, context))[1]}
-
-    runtime = EventRuntime(Tapped(), settings)  # type: ignore[arg-type]
-    runtime.skip_to_latest()
+    runtime = tapped_runtime(settings, lambda event, context: (  # every batch kept for a replay
+        delivered.append(event), handler(event, context))[1])
     http("POST", "/organizations", workspace.member_key, {"name": "Once"})
     http("POST", "/activities", workspace.member_key, {
         "contact_id": http("POST", "/contacts", workspace.member_key, {"name": "c"}).body["id"],

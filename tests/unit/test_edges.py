@@ -9,10 +9,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chalicelib.adapters.http import json_path, read_json
+from chalicelib.adapters.invoke import failed_identifiers
 from chalicelib.domain.errors import InvalidInput, PayloadTooLarge
 from chalicelib.domain.ids import new_id, shard_of
 from chalicelib.domain.pages import decode_cursor, encode_cursor
-from chalicelib.local.events import failed_identifiers, schedule_period, stream_table
+from chalicelib.local.events import schedule_period, stream_table
 
 
 def test_json_paths():
