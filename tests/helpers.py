@@ -31,16 +31,17 @@ def every_page(read: Callable[[str | None], Any]) -> list[Any]:
             return items
 
 
-def tapped_runtime(settings: Any, deliver: Callable[[dict[str, Any], Any], Any],
+def tapped_runtime(settings: Any, handlers: dict[str, Callable[[dict[str, Any], Any], Any]],
                    **options: Any) -> Any:
-    """An event runtime over the app's records stream whose deliveries go through `deliver`
-    (which may replay, record or fail them around the real handler), from the stream's end."""
+    """An event runtime over only the app's event sources named in `handlers`, delivering to
+    those functions (which may replay, record, hold or fail events around the real handler);
+    streams from their end."""
     from app import app
     from chalicelib.local.events import EventRuntime
 
     class Tapped:
-        event_sources = [s for s in app.event_sources if s.name == "records_stream"]
-        handler_map = {"records_stream": deliver}
+        event_sources = [s for s in app.event_sources if s.name in handlers]
+        handler_map = handlers
 
     runtime = EventRuntime(Tapped(), settings, **options)  # type: ignore[arg-type]
     runtime.skip_to_latest()

@@ -59,7 +59,8 @@ def _segments(settings: Settings) -> SegmentsService:
 
     return SegmentsService(DynamoSegmentStore(), DynamoRecordStore(), _search(settings),
                            SqsBackfillQueue(), lambda: datetime.now(UTC),
-                           membership_changed=_live(settings).membership_changed)
+                           membership_changed=_live(settings).membership_changed,
+                           shard_done=_live(settings).drain_pending)
 
 
 def segments() -> SegmentsService:

@@ -22,6 +22,9 @@ from chalicelib.domain.filters import parse as parse_filter
 from chalicelib.domain.filters import to_json as filter_json
 
 REMOVE_MODES = ("inverse", "custom", "none")
+# records and members are stored in SHARDS shards by record id (the same shard for both);
+# a backfill walks them one at a time
+SHARDS = 16
 
 
 class Action(StrEnum):

@@ -22,10 +22,12 @@ from pynamodb.attributes import (
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
+from chalicelib.domain.membership import SHARDS
+
 # Shards per workspace for contacts and organizations, and per segment for memberships:
-# spreads one workspace's writes over this many partitions (~1,000 writes/s each).
-RECORD_SHARDS = 16
-MEMBERSHIP_SHARDS = 16
+# spreads one workspace's writes over this many partitions (~1,000 writes/s each). The same
+# number for both, so a backfill of record shard s writes member shard s.
+RECORD_SHARDS = MEMBERSHIP_SHARDS = SHARDS
 
 
 class _Meta:
@@ -182,6 +184,14 @@ class HistoryItem(MembershipItem, discriminator="history"):
     actor = UnicodeAttribute()
 
 
+class PendingItem(MembershipItem, discriminator="pending"):
+    """pk = W#<ws>#P#<segment>#<shard>, sk = <record id>: a record that changed while its
+    shard was waiting for a backfill; the backfill re-checks it when the shard is done.
+    `token` is new on every write, so clearing a marker never loses a newer one."""
+
+    token = UnicodeAttribute()
+
+
 # -- control ---------------------------------------------------------------------------------
 
 class ControlItem(Model):
@@ -266,6 +276,7 @@ TABLE_MODELS: tuple[type[Model], ...] = (RecordItem, MembershipItem, ControlItem
 ALL_MODELS: tuple[type[Model], ...] = (
     RecordItem, ContactItem, OrganizationItem, ActivityItem, ActivityStatsItem, UniqueClaimItem,
     MembershipItem, MemberItem, ShardCountItem, ExclusionItem, OrgCountItem, HistoryItem,
+    PendingItem,
     ControlItem, WorkspaceItem, ApiKeyItem, SegmentItem, SegmentNameItem, CheckpointItem,
     DeadLetterItem,
 )

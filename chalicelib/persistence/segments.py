@@ -19,6 +19,7 @@ from chalicelib.persistence.models import (
     MemberItem,
     MembershipItem,
     OrgCountItem,
+    PendingItem,
     SegmentItem,
     SegmentNameItem,
     ShardCountItem,
@@ -46,6 +47,10 @@ def exclusion_pk(workspace_id: str, segment_id: str) -> str:
 
 def org_count_pk(workspace_id: str, segment_id: str) -> str:
     return f"W#{workspace_id}#SO#{segment_id}"
+
+
+def pending_pk(workspace_id: str, segment_id: str, shard: int) -> str:
+    return f"W#{workspace_id}#P#{segment_id}#{shard:02d}"
 
 
 def segments_pk(workspace_id: str) -> str:
@@ -165,6 +170,7 @@ class DynamoSegmentStore:
         ws, sid = segment.workspace_id, segment.id
         partitions = ([member_pk(ws, sid, s) for s in range(MEMBERSHIP_SHARDS)]
                       + [history_pk(ws, sid, s) for s in range(MEMBERSHIP_SHARDS)]
+                      + [pending_pk(ws, sid, s) for s in range(MEMBERSHIP_SHARDS)]
                       + [exclusion_pk(ws, sid), org_count_pk(ws, sid)])
         transaction = Transaction()
         transaction.delete("segment", _segment_item(segment), add_version_condition=False)
@@ -223,10 +229,13 @@ class DynamoSegmentStore:
             if not item["sk"].startswith("#"):
                 yield item
 
-    def apply(self, segment: Segment, change: MembershipChange, at: str, actor: str) -> bool:
+    def apply(self, segment: Segment, change: MembershipChange, at: str, actor: str,
+              expect_version: int | None = None) -> bool:
         """The membership writer for one record: the member item, the shard count, the
         organization count and one history event change together or not at all. Answers
-        whether anything changed (an add of a member or a remove of a non-member is a no-op)."""
+        whether anything changed (an add of a member or a remove of a non-member is a no-op).
+        With `expect_version`, only while the segment is still that version (the rules the
+        decision was made with): else StaleVersion, and nothing changes."""
         ws, sid, rid = segment.workspace_id, segment.id, change.record_id
         shard = _shard(rid)
         org_id = change.org_id
@@ -257,7 +266,39 @@ class DynamoSegmentStore:
         event = self._event(segment, change, at, actor, new_id("e"))
         del event["kind"]
         transaction.put("event", HistoryItem(event.pop("pk"), event.pop("sk"), **event))
-        return not transaction.commit()  # a failed condition: it was (not) a member already
+        if expect_version is not None:
+            transaction.check("segment", SegmentItem, segments_pk(ws), sid,
+                              SegmentItem.version == expect_version)
+        failed = transaction.commit()
+        if "segment" in failed:
+            raise StaleVersion()
+        return not failed  # a failed condition: it was (not) a member already
+
+    # -- records that changed while their shard waited for a backfill ----------------------
+
+    def mark_pending(self, segment: Segment, shard: int, record_id: str) -> None:
+        ws, sid = segment.workspace_id, segment.id
+        PendingItem(pending_pk(ws, sid, shard), record_id, workspace_id=ws, segment_id=sid,
+                    token=new_id("p")).save()
+
+    def pending(self, workspace_id: str, segment_id: str,
+                shard: int) -> list[tuple[str, str]]:
+        """(record id, token) of the records waiting for the shard."""
+        return [(item["sk"], item["token"]) for item in query_items(
+            MembershipItem.Meta.table_name, "pk", pending_pk(workspace_id, segment_id, shard),
+            consistent=True)]
+
+    def clear_pending(self, workspace_id: str, segment_id: str, shard: int, record_id: str,
+                      token: str) -> None:
+        """Remove a marker, unless it was written again since it was read."""
+        from pynamodb.exceptions import DeleteError
+
+        try:
+            PendingItem(pending_pk(workspace_id, segment_id, shard), record_id).delete(
+                condition=PendingItem.token == token)
+        except DeleteError as error:
+            if error.cause_response_code != "ConditionalCheckFailedException":
+                raise
 
     # -- backfills: a plan per shard and run, written once; it is also the history --------
 

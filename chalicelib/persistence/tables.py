@@ -110,13 +110,19 @@ class Transaction:
     says which condition failed. (PynamoDB sends checks, deletes, puts, then updates, not
     call order; DynamoDB's cancellation reasons follow the order sent.)"""
 
-    _ORDER = ("delete", "put", "update")
+    _ORDER = ("check", "delete", "put", "update")
 
     def __init__(self) -> None:
         from pynamodb.transactions import TransactWrite
 
         self._write = TransactWrite(connection=connection())
         self._labels: dict[str, list[str]] = {kind: [] for kind in self._ORDER}
+
+    def check(self, label: str, model_cls: Any, hash_key: str, range_key: str,
+              condition: Any) -> None:
+        """A condition on an item the transaction does not write."""
+        self._write.condition_check(model_cls, hash_key, range_key, condition=condition)
+        self._labels["check"].append(label)
 
     def put(self, label: str, model: Any, condition: Any = None) -> None:
         self._write.save(model, condition=condition)

@@ -3,7 +3,14 @@
 Order-safe and idempotent by construction: a change never applies what its stream image
 says; it re-reads the record as it is now and asks each affected segment's rules about it,
 then the membership writer applies only real changes (a replayed or late record finds the
-membership already right and changes nothing, so no history event either)."""
+membership already right and changes nothing, so no history event either).
+
+Rules and backfills: every write carries the segment version it was decided with, so a rules
+edit in between makes it fail (StaleVersion) and the change is evaluated again with the new
+rules. While a segment backfills, a record whose shard the backfill has done is evaluated
+here as usual; one whose shard is still to do gets a pending marker first, then the segment
+is read again: if the shard is still not done, the backfill re-checks the marked records
+when it finishes the shard (`drain_pending`), so a change is never lost between the two."""
 
 from __future__ import annotations
 
@@ -20,23 +27,40 @@ from chalicelib.domain.filters import (
     Node,
     segment_references,
 )
-from chalicelib.domain.membership import Action, Evaluator, MembershipChange, Segment
+from chalicelib.domain.ids import shard_of
+from chalicelib.domain.membership import (
+    SHARDS,
+    Action,
+    Evaluator,
+    MembershipChange,
+    Segment,
+)
 from chalicelib.domain.records import format_timestamp
+from chalicelib.services.ports import StaleVersion
 from chalicelib.services.search import SearchService
 
 MAX_ORG_FANOUT = 10_000  # contacts re-checked for one organization change
+ATTEMPTS = 5  # evaluations of one change when segments keep changing under it
 
 
 class LiveStore(Protocol):
     def list_segments(self, workspace_id: str, with_count: bool = True) -> list[Segment]: ...
+    def get_segment(self, workspace_id: str, segment_id: str,
+                    with_count: bool = True) -> Segment | None: ...
     def segments_version(self, workspace_id: str) -> int: ...
     def segment_memberships(self, workspace_id: str, record_id: str) -> list[str]: ...
     def member(self, workspace_id: str, segment_id: str,
                record_id: str) -> dict[str, Any] | None: ...
     def is_excluded(self, workspace_id: str, segment_id: str, record_id: str) -> bool: ...
-    def apply(self, segment: Segment, change: MembershipChange, at: str, actor: str) -> bool: ...
+    def apply(self, segment: Segment, change: MembershipChange, at: str, actor: str,
+              expect_version: int | None = None) -> bool: ...
     def move_member_org(self, workspace_id: str, segment_id: str, record_id: str,
                         org_id: str | None) -> None: ...
+    def mark_pending(self, segment: Segment, shard: int, record_id: str) -> None: ...
+    def pending(self, workspace_id: str, segment_id: str,
+                shard: int) -> list[tuple[str, str]]: ...
+    def clear_pending(self, workspace_id: str, segment_id: str, shard: int, record_id: str,
+                      token: str) -> None: ...
 
 
 class LiveRecords(Protocol):
@@ -58,7 +82,7 @@ class _Workspace:
         self.id = workspace_id
         self.version = version
         self.all = {s.id: s for s in segments}
-        live = [s for s in segments if s.rules.is_auto and s.status != "backfilling"]
+        live = [s for s in segments if s.rules.is_auto]
         self.rules = {s.id: _Rules(s, Evaluator(s.rules), _reads(s)) for s in live}
         self.index = {kind: FieldIndex({s.id: r.reads for s_id, r in self.rules.items()
                                         if (s := r.segment).kind == kind})
@@ -94,12 +118,26 @@ class LiveEvaluation:
         self._cache[workspace_id] = workspace
         return workspace
 
+    def _retrying(self, workspace_id: str, evaluate: Callable[[_Workspace], int]) -> int:
+        """Evaluate against the workspace's segments as they are now; when a segment changed
+        under a decision (StaleVersion), evaluate again with the fresh definitions."""
+        for _ in range(ATTEMPTS - 1):
+            try:
+                return evaluate(self._workspace(workspace_id))
+            except StaleVersion:
+                self._cache.pop(workspace_id, None)
+        return evaluate(self._workspace(workspace_id))
+
     def record_changed(self, workspace_id: str, kind: str, record_id: str,
                        changed: set[str], old_org: str | None = None,
                        new_org: str | None = None) -> int:
         """Re-check one contact or organization after a change to `changed` field paths
         ("*" for created or deleted); answers how many memberships changed."""
-        workspace = self._workspace(workspace_id)
+        return self._retrying(workspace_id, lambda workspace: self._record_changed(
+            workspace, kind, record_id, changed, old_org, new_org))
+
+    def _record_changed(self, workspace: _Workspace, kind: str, record_id: str,
+                        changed: set[str], old_org: str | None, new_org: str | None) -> int:
         changes = 0
         if kind == "contact" and ("*" in changed or "org_id" in changed):
             # the organizations it left and joined count its activities no more / now
@@ -107,7 +145,7 @@ class LiveEvaluation:
                 changes += self._recheck(workspace, "organization", str(org_id),
                                          workspace.index["organization"].affected(
                                              {ACTIVITY_READ}))
-        if "*" in changed and self._records.record(workspace_id, kind, record_id) is None:
+        if "*" in changed and self._records.record(workspace.id, kind, record_id) is None:
             return changes + self._deleted(workspace, kind, record_id)
         changes += self._recheck(workspace, kind, record_id, workspace.index[kind].affected(
             changed))
@@ -118,28 +156,60 @@ class LiveEvaluation:
             affected = workspace.index["contact"].affected(org_paths)
             if affected:
                 for contact_id in self._records.contact_ids_of_organization(
-                        workspace_id, record_id)[:MAX_ORG_FANOUT]:
+                        workspace.id, record_id)[:MAX_ORG_FANOUT]:
                     changes += self._recheck(workspace, "contact", contact_id, affected)
         return changes
 
     def activity_added(self, workspace_id: str, contact_id: str) -> int:
         """A new activity changes the contact's counts, and its organization's."""
-        workspace = self._workspace(workspace_id)
-        changes = self._recheck(workspace, "contact", contact_id,
-                                workspace.index["contact"].affected({ACTIVITY_READ}))
-        contact = self._records.record(workspace_id, "contact", contact_id)
-        if contact and contact.get("org_id"):
-            changes += self._recheck(workspace, "organization", str(contact["org_id"]),
-                                     workspace.index["organization"].affected({ACTIVITY_READ}))
-        return changes
+        def evaluate(workspace: _Workspace) -> int:
+            changes = self._recheck(workspace, "contact", contact_id,
+                                    workspace.index["contact"].affected({ACTIVITY_READ}))
+            contact = self._records.record(workspace_id, "contact", contact_id)
+            if contact and contact.get("org_id"):
+                changes += self._recheck(
+                    workspace, "organization", str(contact["org_id"]),
+                    workspace.index["organization"].affected({ACTIVITY_READ}))
+            return changes
+
+        return self._retrying(workspace_id, evaluate)
 
     def membership_changed(self, workspace_id: str, segment_id: str, kind: str,
                            record_id: str) -> int:
         """A membership changed outside the stream (by hand): segments whose rules use that
         segment re-check the record."""
-        workspace = self._workspace(workspace_id)
-        return self._recheck(workspace, kind, record_id,
-                             workspace.dependents.get(segment_id, ()), 1)
+        return self._retrying(workspace_id, lambda workspace: self._recheck(
+            workspace, kind, record_id, workspace.dependents.get(segment_id, ()), 1))
+
+    def drain_pending(self, workspace_id: str, segment_id: str, shard: int) -> int:
+        """A backfill finished a shard: re-check the records that changed while it waited."""
+        changes = 0
+        for record_id, token in self._store.pending(workspace_id, segment_id, shard):
+            def evaluate(workspace: _Workspace, record_id: str = record_id) -> int:
+                segment = workspace.all.get(segment_id)
+                if segment is None:
+                    return 0
+                return self._recheck(workspace, segment.kind, record_id, [segment_id])
+
+            changes += self._retrying(workspace_id, evaluate)
+            self._store.clear_pending(workspace_id, segment_id, shard, record_id, token)
+        return changes
+
+    def _writable(self, segment: Segment, record_id: str) -> bool:
+        """May live evaluation write this record's membership now? Yes, unless the segment
+        is backfilling and has not done the record's shard yet: then the record is marked
+        for the backfill, and the segment read again to be sure the backfill will see the
+        mark (if the segment changed meanwhile, StaleVersion: evaluate again)."""
+        if segment.status != "backfilling" or not segment.backfill:
+            return True
+        shard = shard_of(record_id, SHARDS)
+        if shard in segment.backfill.get("done", []):
+            return True
+        self._store.mark_pending(segment, shard, record_id)
+        current = self._store.get_segment(segment.workspace_id, segment.id, with_count=False)
+        if current is None or current.version != segment.version:
+            raise StaleVersion()
+        return False
 
     def _recheck(self, workspace: _Workspace, kind: str, record_id: str,
                  segment_ids: Iterable[str], depth: int = 0) -> int:
@@ -154,6 +224,8 @@ class LiveEvaluation:
         changes = 0
         for segment_id in sorted(segment_ids):
             rules = workspace.rules[segment_id]
+            if not self._writable(rules.segment, record_id):
+                continue  # the backfill re-checks it
             member = self._store.member(ws, segment_id, record_id)
             if view is None:  # deleted
                 action = Action.REMOVE if member else Action.KEEP
@@ -164,23 +236,34 @@ class LiveEvaluation:
                                                 excluded=excluded)
                 reason = "exclusion" if excluded else "rule"
             if action is Action.KEEP:
+                if member and view and kind == "contact" and \
+                        member.get("org_id") != view.record.get("org_id"):
+                    self._store.move_member_org(ws, segment_id, record_id,
+                                                view.record.get("org_id"))
                 continue
             change = MembershipChange(record_id, action, "rule", reason,
                                       org_id=view.record.get("org_id") if view else None)
-            if self._store.apply(rules.segment, change, now, "system"):
+            if self._store.apply(rules.segment, change, now, "system",
+                                 rules.segment.version):
                 changes += 1
                 changes += self._recheck(workspace, kind, record_id,
                                          workspace.dependents.get(segment_id, ()), depth + 1)
         return changes
 
     def _deleted(self, workspace: _Workspace, kind: str, record_id: str) -> int:
-        """A deleted record leaves every segment it was in, manual ones too."""
+        """A deleted record leaves every segment it was in, manual ones too (and a backfill
+        that read it before it went must not bring it back)."""
         now = format_timestamp(self._clock())
         changes = 0
-        for segment_id in self._store.segment_memberships(workspace.id, record_id):
+        candidates = set(self._store.segment_memberships(workspace.id, record_id)) | {
+            s.id for s in workspace.all.values() if s.kind == kind and s.status == "backfilling"}
+        for segment_id in sorted(candidates):
             segment = workspace.all.get(segment_id)
-            if segment is not None and self._store.apply(segment, MembershipChange(
-                    record_id, Action.REMOVE, "rule", "record_deleted"), now, "system"):
+            if segment is None or not self._writable(segment, record_id):
+                continue
+            if self._store.apply(segment, MembershipChange(
+                    record_id, Action.REMOVE, "rule", "record_deleted"), now, "system",
+                    segment.version):
                 changes += 1
                 changes += self._recheck(workspace, kind, record_id,
                                          workspace.dependents.get(segment.id, ()), 1)
@@ -189,4 +272,6 @@ class LiveEvaluation:
     def _move_org(self, workspace: _Workspace, record_id: str, org_id: str | None) -> None:
         """A contact moved: its organization counts follow in every segment it is in."""
         for segment_id in self._store.segment_memberships(workspace.id, record_id):
-            self._store.move_member_org(workspace.id, segment_id, record_id, org_id)
+            segment = workspace.all.get(segment_id)
+            if segment is not None and self._writable(segment, record_id):
+                self._store.move_member_org(workspace.id, segment_id, record_id, org_id)

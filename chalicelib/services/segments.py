@@ -13,6 +13,7 @@ from chalicelib.domain.filters import AnyOf, Moment, RecordView, explain, segmen
 from chalicelib.domain.identity import Principal, Role
 from chalicelib.domain.ids import new_id
 from chalicelib.domain.membership import (
+    SHARDS,
     Action,
     Evaluator,
     MembershipChange,
@@ -27,7 +28,6 @@ from chalicelib.domain.records import format_timestamp
 from chalicelib.services.ports import StaleVersion
 from chalicelib.services.search import SearchService
 
-SHARDS = 16  # = MEMBERSHIP_SHARDS = RECORD_SHARDS: record shard s <-> member shard s
 MAX_IDS_PER_CALL = 1000
 SAMPLE = 10
 
@@ -97,7 +97,8 @@ class RulesDiff:
 class SegmentsService:
     def __init__(self, store: SegmentStore, records: RecordLookup, search: SearchService,
                  queue: BackfillQueue, clock: Callable[[], datetime],
-                 membership_changed: Callable[[str, str, str, str], Any] | None = None) -> None:
+                 membership_changed: Callable[[str, str, str, str], Any] | None = None,
+                 shard_done: Callable[[str, str, int], Any] | None = None) -> None:
         self._store = store
         self._records = records
         self._search = search
@@ -105,6 +106,8 @@ class SegmentsService:
         self._clock = clock
         # (workspace, segment, kind, record): lets segments that use this one follow
         self._membership_changed = membership_changed or (lambda *_: None)
+        # (workspace, segment, shard): live changes that waited for the shard are re-checked
+        self._shard_done = shard_done or (lambda *_: None)
 
     def _now(self) -> str:
         return format_timestamp(self._clock())
@@ -381,9 +384,11 @@ class SegmentsService:
         """One unit of a backfill: the records of one storage shard against the rules.
         Idempotent: a re-delivered or resumed shard finds nothing left to change."""
         segment = self._store.get_segment(workspace_id, segment_id, with_count=False)
-        if segment is None or not segment.backfill or segment.backfill.get("run") != run \
-                or shard in segment.backfill.get("done", []):
-            return  # deleted, superseded by a newer run, or done already
+        if segment is None or not segment.backfill or segment.backfill.get("run") != run:
+            return  # deleted, or superseded by a newer run
+        if shard in segment.backfill.get("done", []):  # done, perhaps not its pending records
+            self._shard_done(workspace_id, segment_id, shard)
+            return
         evaluator = Evaluator(segment.rules)
         at = Moment(self._clock())
         reason = str(segment.backfill.get("reason", "rule"))
@@ -421,6 +426,7 @@ class SegmentsService:
         if segment.kind == "contact":
             self._store.set_shard_organizations(segment, shard, _org_counts(final, orgs))
         self._finish_shard(workspace_id, segment_id, run, shard, len(orgs))
+        self._shard_done(workspace_id, segment_id, shard)
 
     def _finish_shard(self, workspace_id: str, segment_id: str, run: str, shard: int,
                       processed: int) -> None:

@@ -30,7 +30,8 @@ def test_a_dead_lettered_change_is_applied_when_the_operator_redrives_it(
     def deliver(event, context):  # type: ignore[no-untyped-def]
         raise RuntimeError("the evaluator is down")
 
-    failing = tapped_runtime(settings, deliver, max_retries=1, retry_backoff=0.0)
+    failing = tapped_runtime(settings, {"records_stream": deliver}, max_retries=1,
+                             retry_backoff=0.0)
     ada = http("POST", "/contacts", key, {"name": "Ada", "tags": ["Buyer"]}).body["id"]
     bob = http("POST", "/contacts", key, {"name": "Bob", "tags": ["buyer"]}).body["id"]
     failing.drain()

@@ -107,8 +107,8 @@ def test_stream_replay_does_not_double_count(http, workspace, settings):
 
     delivered = []
     handler = app.handler_map["records_stream"]
-    runtime = tapped_runtime(settings, lambda event, context: (  # every batch kept for a replay
-        delivered.append(event), handler(event, context))[1])
+    runtime = tapped_runtime(settings, {"records_stream": lambda event, context: (
+        delivered.append(event), handler(event, context))[1]})  # every batch kept for a replay
     http("POST", "/organizations", workspace.member_key, {"name": "Once"})
     http("POST", "/activities", workspace.member_key, {
         "contact_id": http("POST", "/contacts", workspace.member_key, {"name": "c"}).body["id"],
