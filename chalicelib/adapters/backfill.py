@@ -1,5 +1,6 @@
-"""The backfill worker: SQS messages, one shard of one segment each (powertools
-BatchProcessor, partial batch failures: a failed shard comes back, the others are done)."""
+"""The backfill worker: SQS messages, one shard of one segment each, or a chunk of a large
+organization's contacts to re-check (powertools BatchProcessor, partial batch failures: a
+failed message comes back, the others are done)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 def handle_message(record: SQSRecord) -> None:
     work = json.loads(record.body)
+    if work.get("kind") == "recheck":
+        deps.live().recheck_contacts(str(work["workspace_id"]), list(work["segment_ids"]),
+                                     list(work["contact_ids"]))
+        return
     deps.segments().backfill_shard(str(work["workspace_id"]), str(work["segment_id"]),
                                    str(work["run"]), int(work["shard"]))
 

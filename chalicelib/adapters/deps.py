@@ -69,11 +69,12 @@ def segments() -> SegmentsService:
 
 @lru_cache(maxsize=4)
 def _live(settings: Settings) -> LiveEvaluation:
+    from chalicelib.persistence.queues import SqsBackfillQueue
     from chalicelib.persistence.repositories import DynamoRecordStore
     from chalicelib.persistence.segments import DynamoSegmentStore
 
     return LiveEvaluation(DynamoSegmentStore(), DynamoRecordStore(), _search(settings),
-                          lambda: datetime.now(UTC))
+                          lambda: datetime.now(UTC), later=SqsBackfillQueue().enqueue_recheck)
 
 
 def live() -> LiveEvaluation:

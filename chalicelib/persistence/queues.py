@@ -1,5 +1,6 @@
-"""The backfill work queue (SQS): one message per shard of a run, so shards run in parallel
-in AWS and a crashed shard comes back to another consumer."""
+"""The work queue (SQS) of the backfill worker: one message per shard of a backfill run, so
+shards run in parallel in AWS and a crashed shard comes back to another consumer; and one per
+chunk of a large organization's contacts to re-check (`kind: recheck`)."""
 
 from __future__ import annotations
 
@@ -36,3 +37,12 @@ class SqsBackfillQueue:
             answer = sqs.send_message_batch(QueueUrl=url, Entries=entries[start:start + 10])
             if answer.get("Failed"):
                 raise RuntimeError(f"could not queue backfill work: {answer['Failed']}")
+
+    def enqueue_recheck(self, workspace_id: str, segment_ids: list[str],
+                        contact_ids: list[str]) -> None:
+        settings = get_settings()
+        sqs = _sqs(settings.region, settings.sqs_endpoint)
+        url = sqs.get_queue_url(QueueName=backfill_queue_name())["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps({
+            "kind": "recheck", "workspace_id": workspace_id, "segment_ids": segment_ids,
+            "contact_ids": contact_ids}))

@@ -39,7 +39,7 @@ from chalicelib.domain.records import format_timestamp
 from chalicelib.services.ports import StaleVersion
 from chalicelib.services.search import SearchService
 
-MAX_ORG_FANOUT = 10_000  # contacts re-checked for one organization change
+FANOUT_CHUNK = 500  # contacts of a changed organization re-checked in one unit of work
 ATTEMPTS = 5  # evaluations of one change when segments keep changing under it
 
 
@@ -97,13 +97,18 @@ def _reads(segment: Segment) -> Node:
     return AnyOf(tuple(n for n in (segment.rules.add, segment.rules.remove) if n is not None))
 
 
+# (workspace, segment ids, contact ids): re-check them later, in another invocation
+Later = Callable[[str, list[str], list[str]], Any]
+
+
 class LiveEvaluation:
     def __init__(self, store: LiveStore, records: LiveRecords, search: SearchService,
-                 clock: Callable[[], datetime]) -> None:
+                 clock: Callable[[], datetime], later: Later | None = None) -> None:
         self._store = store
         self._records = records
         self._search = search
         self._clock = clock
+        self._later = later or self.recheck_contacts  # without a queue: now, in turn
         self._cache: dict[str, _Workspace] = {}
 
     def _workspace(self, workspace_id: str) -> _Workspace:
@@ -153,12 +158,27 @@ class LiveEvaluation:
             self._move_org(workspace, record_id, new_org)
         if kind == "organization" and changed:
             org_paths = {"org.*"} if "*" in changed else {f"org.{p}" for p in changed}
-            affected = workspace.index["contact"].affected(org_paths)
+            affected = sorted(workspace.index["contact"].affected(org_paths))
             if affected:
-                for contact_id in self._records.contact_ids_of_organization(
-                        workspace.id, record_id)[:MAX_ORG_FANOUT]:
-                    changes += self._recheck(workspace, "contact", contact_id, affected)
+                changes += self._fan_out(workspace, record_id, affected)
         return changes
+
+    def _fan_out(self, workspace: _Workspace, org_id: str, segment_ids: list[str]) -> int:
+        """An organization changed: its contacts, the first chunk now, the others as units
+        of work for later invocations (one Lambda call stays short whatever the size)."""
+        contact_ids = self._records.contact_ids_of_organization(workspace.id, org_id)
+        changes = sum(self._recheck(workspace, "contact", contact_id, segment_ids)
+                      for contact_id in contact_ids[:FANOUT_CHUNK])
+        for start in range(FANOUT_CHUNK, len(contact_ids), FANOUT_CHUNK):
+            self._later(workspace.id, segment_ids, contact_ids[start:start + FANOUT_CHUNK])
+        return changes
+
+    def recheck_contacts(self, workspace_id: str, segment_ids: list[str],
+                         contact_ids: list[str]) -> int:
+        """A unit of an organization's fan-out: re-check these contacts in these segments."""
+        return self._retrying(workspace_id, lambda workspace: sum(
+            self._recheck(workspace, "contact", contact_id, segment_ids)
+            for contact_id in contact_ids))
 
     def activity_added(self, workspace_id: str, contact_id: str) -> int:
         """A new activity changes the contact's counts, and its organization's."""

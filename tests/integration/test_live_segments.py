@@ -303,3 +303,31 @@ def test_changes_while_a_backfill_runs_are_never_lost(http, workspace, settings,
     assert (diff.would_add, diff.would_remove) == (0, 0)
     history = every_page(lambda cursor: deps.segments().history(admin, segment, 200, cursor))
     assert sum(1 if e["action"] == "added" else -1 for e in history) == len(expected)
+
+
+def test_a_large_organizations_contacts_are_rechecked_in_chunks(http, workspace, runtime,
+                                                                 monkeypatch):
+    from chalicelib.services import evaluation
+
+    monkeypatch.setattr(evaluation, "FANOUT_CHUNK", 4)
+    chunks: list[int] = []  # contacts per unit of work the backfill worker was given
+    recheck = evaluation.LiveEvaluation.recheck_contacts
+    monkeypatch.setattr(evaluation.LiveEvaluation, "recheck_contacts",
+                        lambda self, ws, segs, ids: (chunks.append(len(ids)),
+                                                     recheck(self, ws, segs, ids))[1])
+    key = workspace.admin_key
+    org = http("POST", "/organizations", key, {"name": "Big", "attributes": {"size": 5}}).body
+    staff = {http("POST", "/contacts", key, {"name": f"s{i}", "org_id": org["id"]}).body["id"]
+             for i in range(10)}
+    runtime.drain()
+    at_big = make_segment(http, key, runtime, "At big orgs", {"add": {
+        "field": "org.attributes.size", "op": "gte", "value": 100}})
+    assert member_ids(http, key, at_big) == set() and chunks == []
+
+    http("PATCH", f"/organizations/{org['id']}", key, {"attributes": {"size": 500}})
+    runtime.drain()  # the stream consumer does 4 contacts, the backfill worker the rest
+    assert sorted(chunks) == [2, 4]
+    assert member_ids(http, key, at_big) == staff
+    assert http("GET", f"/segments/{at_big}", key).body["member_count"] == 10
+    orgs = http("GET", f"/segments/{at_big}/organizations", key).body["items"]
+    assert [(o["name"], o["member_count"]) for o in orgs] == [("Big", 10)]
