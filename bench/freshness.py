@@ -22,19 +22,9 @@ from typing import Any
 import requests
 
 from bench.common import report
-from chalicelib.local.processes import ROOT, free_port
+from chalicelib.local.processes import ROOT, free_port, wait_for
 
 OPERATOR = "op_bench_freshness_operator_key"
-
-
-def _wait(condition: Any, timeout: float, every: float = 0.01) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every)
-    raise TimeoutError("gave up waiting")
 
 
 def run() -> dict[str, float]:
@@ -47,7 +37,7 @@ def run() -> dict[str, float]:
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
     try:
-        _wait(lambda: (local / "runtime.json").exists(), 120, 0.2)
+        wait_for(lambda: (local / "runtime.json").exists(), 120, "runtime.json", every=0.2)
         api = json.loads((local / "runtime.json").read_text())["api_url"]
         http = requests.Session()
 
@@ -64,8 +54,8 @@ def run() -> dict[str, float]:
                                                   "rules": {"add": {"field": "tags",
                                                                     "op": "has_any",
                                                                     "value": ["buyer"]}}})
-        _wait(lambda: call("GET", f"/segments/{segment['id']}", key)["status"] == "ready", 60,
-              0.1)
+        wait_for(lambda: call("GET", f"/segments/{segment['id']}", key)["status"] == "ready",
+                 60, "the segment's backfill")
         latencies = []
         for i in range(changes):
             contact = contacts[i % len(contacts)]
@@ -76,7 +66,7 @@ def run() -> dict[str, float]:
                 explained = call("GET", f"/segments/{segment['id']}/explain/{contact}", key)
                 return bool(explained["member"] == joining)
 
-            _wait(visible, 30)
+            wait_for(visible, 30, "the change in the segment", every=0.01)
             latencies.append(time.perf_counter() - answered)
     finally:
         os.killpg(service.pid, signal.SIGTERM)

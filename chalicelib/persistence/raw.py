@@ -55,22 +55,14 @@ def query_items(table: str, key_name: str, key_value: str, *, index: str | None 
     condition = "#k = :v"
     values: dict[str, Any] = {":v": {"S": key_value}}
     names = {"#k": key_name}
-    if sort_below is not None:
-        condition += " AND #s < :below"
-        values[":below"] = {"S": sort_below}
-        names["#s"] = "sk"
-    if sort_above is not None:
-        condition += " AND #s > :above"
-        values[":above"] = {"S": sort_above}
-        names["#s"] = "sk"
-    if sort_at_most is not None:
-        condition += " AND #s <= :most"
-        values[":most"] = {"S": sort_at_most}
-        names["#s"] = "sk"
-    if sort_prefix is not None:
-        condition += " AND begins_with(#s, :prefix)"
-        values[":prefix"] = {"S": sort_prefix}
-        names["#s"] = "sk"
+    for placeholder, bound, test in ((":below", sort_below, "#s < {}"),
+                                     (":above", sort_above, "#s > {}"),
+                                     (":most", sort_at_most, "#s <= {}"),
+                                     (":prefix", sort_prefix, "begins_with(#s, {})")):
+        if bound is not None:
+            condition += " AND " + test.format(placeholder)
+            values[placeholder] = {"S": bound}
+            names["#s"] = "sk"
     args: dict[str, Any] = {
         "TableName": table, "KeyConditionExpression": condition,
         "ExpressionAttributeNames": names, "ExpressionAttributeValues": values,
