@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from chalicelib.domain.filters import MAX_WINDOW_DAYS
+from .filters import MAX_WINDOW_DAYS
 
 MAX_KEYS_PER_DAY = 200
 OTHER = "|"

@@ -16,7 +16,7 @@ from enum import Enum
 from functools import lru_cache
 from typing import Any, Protocol
 
-from chalicelib.domain.errors import InvalidInput
+from .errors import InvalidInput
 
 MAX_DEPTH = 10
 MAX_LEAVES = 200

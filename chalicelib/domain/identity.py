@@ -9,7 +9,7 @@ import secrets
 from dataclasses import dataclass
 from enum import StrEnum
 
-from chalicelib.domain.errors import Forbidden, Unauthorized
+from .errors import Forbidden, Unauthorized
 
 KEY_PREFIX_LENGTH = 12
 _KEY = re.compile(rf"^sk_([a-z0-9]{{{KEY_PREFIX_LENGTH}}})_([A-Za-z0-9_-]{{20,}})$")

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from chalicelib.domain.errors import InvalidInput
-from chalicelib.domain.filters import InvalidFilter, Moment, Node, RecordView, compile_filter
-from chalicelib.domain.filters import parse as parse_filter
-from chalicelib.domain.filters import to_json as filter_json
+from .errors import InvalidInput
+from .filters import InvalidFilter, Moment, Node, RecordView, compile_filter
+from .filters import parse as parse_filter
+from .filters import to_json as filter_json
 
 REMOVE_MODES = ("inverse", "custom", "none")
 # records and members are stored in SHARDS shards by record id (the same shard for both);

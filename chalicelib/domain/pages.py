@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from chalicelib.domain.errors import InvalidInput
+from .errors import InvalidInput
 
 T = TypeVar("T")
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from chalicelib.domain.errors import InvalidInput
+from .errors import InvalidInput
 
 MAX_TAGS = 100
 MAX_ATTRIBUTES = 200
